@@ -1,0 +1,195 @@
+"""Run events: the append-only history every run state is folded from."""
+
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import Any
+
+from runlane.domain.errors import RunlaneError
+from runlane.domain.ids import IdKind, as_id
+from runlane.domain.json_values import JsonValue, ensure_json_object, ensure_json_value, ensure_string_map
+from runlane.domain.timestamps import from_wire_time, to_wire_time, utc_ms
+from runlane.domain.values import SYSTEM_ACTOR, Actor, DeliveryIntent, Environment, Lease, RunFailure, RunSource
+from runlane.domain.vocabulary import ErrorCode, RunEventType
+from runlane.domain.wire import parse_time_or_none, require, require_mapping
+
+# Fields each event type must carry (beyond the common ones).
+_REQUIRED: dict[RunEventType, tuple[str, ...]] = {
+    RunEventType.CREATED: ("task_id", "queue"),
+    RunEventType.DELIVERY_REQUESTED: ("delivery",),
+    RunEventType.LEASE_CLAIMED: ("lease",),
+    RunEventType.SUCCEEDED: (),
+    RunEventType.RETRY_SCHEDULED: ("failure", "run_at"),
+    RunEventType.FAILED: ("failure",),
+    RunEventType.RELEASED: ("run_at",),
+    RunEventType.CANCELLATION_REQUESTED: (),
+    RunEventType.CANCELLED: (),
+    RunEventType.LEASE_EXPIRED: ("failure",),
+}
+# Fields an event type may carry; anything else set is a contract violation.
+_ALLOWED: dict[RunEventType, frozenset[str]] = {
+    RunEventType.CREATED: frozenset(
+        {
+            "task_id", "queue", "payload", "source", "idempotency_key", "idempotency_key_ttl",
+            "singleton_key", "concurrency_key", "run_at", "trace_carrier", "meta",
+        }
+    ),
+    RunEventType.DELIVERY_REQUESTED: frozenset({"delivery"}),
+    RunEventType.LEASE_CLAIMED: frozenset({"lease"}),
+    RunEventType.SUCCEEDED: frozenset(),
+    RunEventType.RETRY_SCHEDULED: frozenset({"failure", "run_at"}),
+    RunEventType.FAILED: frozenset({"failure"}),
+    RunEventType.RELEASED: frozenset({"run_at", "reason", "meta"}),
+    RunEventType.CANCELLATION_REQUESTED: frozenset({"reason", "trace_carrier", "meta"}),
+    RunEventType.CANCELLED: frozenset({"reason", "trace_carrier", "meta"}),
+    RunEventType.LEASE_EXPIRED: frozenset({"failure", "run_at"}),
+}
+_COMMON = frozenset({"type", "run_id", "environment", "occurred_at", "actor", "id", "sequence"})
+_WIRE_NAMES = {
+    "task_id": "taskId", "queue": "queue", "payload": "payload", "source": "source",
+    "idempotency_key": "idempotencyKey", "idempotency_key_ttl": "idempotencyKeyTTL",
+    "singleton_key": "singletonKey", "concurrency_key": "concurrencyKey", "run_at": "runAt",
+    "trace_carrier": "traceCarrier", "meta": "meta", "delivery": "delivery", "lease": "lease",
+    "failure": "failure", "reason": "reason",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunEvent:
+    """One change to one run. Type-specific fields are optional here and checked per ``type``."""
+
+    type: RunEventType
+    run_id: str
+    environment: Environment
+    occurred_at: datetime
+    actor: Actor = SYSTEM_ACTOR
+    task_id: str | None = None
+    queue: str | None = None
+    payload: JsonValue = None
+    source: RunSource | None = None
+    idempotency_key: str | None = None
+    idempotency_key_ttl: str | None = None
+    singleton_key: str | None = None
+    concurrency_key: str | None = None
+    run_at: datetime | None = None
+    trace_carrier: dict[str, str] | None = None
+    meta: dict[str, JsonValue] | None = None
+    delivery: DeliveryIntent | None = None
+    lease: Lease | None = None
+    failure: RunFailure | None = None
+    reason: str | None = None
+
+    def __post_init__(self) -> None:
+        code = ErrorCode.INVARIANT_VIOLATION
+        try:
+            event_type = RunEventType(self.type)
+        except ValueError as exc:
+            raise RunlaneError(code, f"Unknown run event type {self.type!r}.") from exc
+        object.__setattr__(self, "type", event_type)
+        as_id(IdKind.RUN, self.run_id, code=code)
+        object.__setattr__(self, "occurred_at", utc_ms(self.occurred_at, field="occurred_at", code=code))
+        if self.run_at is not None:
+            object.__setattr__(self, "run_at", utc_ms(self.run_at, field="run_at", code=code))
+        for name in _REQUIRED[event_type]:
+            if getattr(self, name) is None:
+                raise RunlaneError(code, f"{event_type.value} event requires {name}.")
+        allowed = _ALLOWED[event_type]
+        for f in fields(RunEvent):
+            if f.name not in _COMMON and f.name not in allowed and getattr(self, f.name) is not None:
+                raise RunlaneError(code, f"{event_type.value} event does not carry {f.name}.")
+        if event_type is RunEventType.CREATED:
+            as_id(IdKind.TASK, self.task_id, code=code)
+            as_id(IdKind.QUEUE, self.queue, code=code)
+            object.__setattr__(self, "payload", ensure_json_value(self.payload, field="payload", code=code))
+        if self.meta is not None:
+            object.__setattr__(self, "meta", ensure_json_object(self.meta, code=code))
+        if self.trace_carrier is not None:
+            object.__setattr__(self, "trace_carrier", ensure_string_map(self.trace_carrier, code=code))
+        if self.delivery is not None and self.delivery.run_id != self.run_id:
+            raise RunlaneError(code, "delivery intent belongs to another run.")
+
+    def to_wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {
+            "type": self.type.value,
+            "runId": self.run_id,
+            "environment": self.environment.to_wire(),
+            "occurredAt": to_wire_time(self.occurred_at),
+            "actor": self.actor.to_wire(),
+        }
+        for name in sorted(_ALLOWED[self.type]):
+            value = getattr(self, name)
+            if value is None and name != "payload":
+                continue
+            if name == "payload" and self.type is not RunEventType.CREATED:
+                continue
+            if isinstance(value, datetime):
+                value = to_wire_time(value)
+            elif hasattr(value, "to_wire"):
+                value = value.to_wire()
+            wire[_WIRE_NAMES[name]] = value
+        return wire
+
+    @classmethod
+    def from_wire(cls, data: object) -> "RunEvent":
+        return cls(**_event_kwargs(data))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunEventRecord(RunEvent):
+    """A persisted event: the event plus the identity storage assigned (``id``, 1-based ``sequence``)."""
+
+    id: str = field(default="")
+    sequence: int = field(default=0)
+
+    def __post_init__(self) -> None:
+        RunEvent.__post_init__(self)
+        if not self.id or isinstance(self.sequence, bool) or not isinstance(self.sequence, int) or self.sequence < 1:
+            raise RunlaneError(ErrorCode.INVARIANT_VIOLATION, "event records need an id and a sequence >= 1.")
+
+    @classmethod
+    def of(cls, event: RunEvent, *, id: str, sequence: int) -> "RunEventRecord":
+        values = {f.name: getattr(event, f.name) for f in fields(RunEvent)}
+        return cls(**values, id=id, sequence=sequence)
+
+    def to_event(self) -> RunEvent:
+        return RunEvent(**{f.name: getattr(self, f.name) for f in fields(RunEvent)})
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"id": self.id, "sequence": self.sequence, **RunEvent.to_wire(self)}
+
+    @classmethod
+    def from_wire(cls, data: object) -> "RunEventRecord":
+        mapping = require_mapping(data, "event")
+        return cls(**_event_kwargs(mapping), id=require(mapping, "id", "event"), sequence=require(mapping, "sequence", "event"))
+
+
+def _event_kwargs(data: object) -> dict[str, Any]:
+    m = require_mapping(data, "event")
+    kwargs: dict[str, Any] = {
+        "type": RunEventType(require(m, "type", "event")),
+        "run_id": require(m, "runId", "event"),
+        "environment": Environment.from_wire(require(m, "environment", "event")),
+        "occurred_at": from_wire_time(require(m, "occurredAt", "event"), field="occurredAt"),
+        "actor": Actor.from_wire(m["actor"]) if m.get("actor") is not None else SYSTEM_ACTOR,
+        "task_id": m.get("taskId"),
+        "queue": m.get("queue"),
+        "payload": m.get("payload"),
+        "source": RunSource.from_wire(m["source"]) if m.get("source") is not None else None,
+        "idempotency_key": m.get("idempotencyKey"),
+        "idempotency_key_ttl": m.get("idempotencyKeyTTL"),
+        "singleton_key": m.get("singletonKey"),
+        "concurrency_key": m.get("concurrencyKey"),
+        "run_at": parse_time_or_none(m.get("runAt"), "runAt"),
+        "trace_carrier": m.get("traceCarrier"),
+        "meta": m.get("meta"),
+        "delivery": DeliveryIntent.from_wire(m["delivery"]) if m.get("delivery") is not None else None,
+        "lease": Lease.from_wire(m["lease"]) if m.get("lease") is not None else None,
+        "failure": RunFailure.from_wire(m["failure"]) if m.get("failure") is not None else None,
+        "reason": m.get("reason"),
+    }
+    return kwargs
+
+
+def with_identity(event: RunEvent, *, id: str, sequence: int) -> RunEventRecord:
+    return RunEventRecord.of(event, id=id, sequence=sequence)
+
+

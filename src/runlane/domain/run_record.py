@@ -1,0 +1,147 @@
+"""The run projection: what the reducer folds events into and storage persists next to them."""
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+from runlane.domain.json_values import JsonValue
+from runlane.domain.timestamps import from_wire_time, to_wire_time
+from runlane.domain.values import Environment, Lease, RunFailure, RunSource
+from runlane.domain.vocabulary import (
+    LEASED_RUN_STATUSES,
+    RUNNABLE_RUN_STATUSES,
+    RunStatus,
+    is_active,
+    is_terminal,
+)
+from runlane.domain.wire import compact, parse_time_or_none, require, require_mapping, time_or_none
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunSummary:
+    """A run as operator lists show it: the record without its payload (GAPS #34)."""
+
+    id: str
+    environment: Environment
+    task_id: str
+    queue: str
+    status: RunStatus
+    event_sequence: int
+    created_at: datetime
+    updated_at: datetime
+    run_at: datetime | None = None
+    source: RunSource = RunSource()
+    attempts: int = 0
+    failures: int = 0
+    retries: int = 0
+    releases: int = 0
+    failure: RunFailure | None = None
+    lease: Lease | None = None
+    idempotency_key: str | None = None
+    idempotency_key_ttl: str | None = None
+    singleton_key: str | None = None
+    concurrency_key: str | None = None
+    trace_carrier: dict[str, str] | None = None
+    meta: dict[str, JsonValue] | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return is_terminal(self.status)
+
+    @property
+    def is_active(self) -> bool:
+        return is_active(self.status)
+
+    @property
+    def is_runnable_status(self) -> bool:
+        return self.status in RUNNABLE_RUN_STATUSES
+
+    @property
+    def holds_lease(self) -> bool:
+        return self.status in LEASED_RUN_STATUSES and self.lease is not None
+
+    @property
+    def available_at(self) -> datetime:
+        """When a runnable run becomes due: ``run_at``, falling back to ``updated_at``."""
+        return self.run_at if self.run_at is not None else self.updated_at
+
+    def is_due(self, now: datetime) -> bool:
+        return self.is_runnable_status and self.available_at <= now
+
+    def to_wire(self) -> dict[str, Any]:
+        return compact(
+            {
+                "id": self.id,
+                "environment": self.environment.to_wire(),
+                "taskId": self.task_id,
+                "queue": self.queue,
+                "status": self.status.value,
+                "eventSequence": self.event_sequence,
+                "createdAt": to_wire_time(self.created_at),
+                "updatedAt": to_wire_time(self.updated_at),
+                "runAt": time_or_none(self.run_at),
+                "source": self.source.to_wire(),
+                "attempts": self.attempts,
+                "failures": self.failures,
+                "retries": self.retries,
+                "releases": self.releases,
+                "failure": None if self.failure is None else self.failure.to_wire(),
+                "lease": None if self.lease is None else self.lease.to_wire(),
+                "idempotencyKey": self.idempotency_key,
+                "idempotencyKeyTTL": self.idempotency_key_ttl,
+                "singletonKey": self.singleton_key,
+                "concurrencyKey": self.concurrency_key,
+                "traceCarrier": self.trace_carrier,
+                "meta": self.meta,
+            }
+        )
+
+    @classmethod
+    def from_wire(cls, data: object) -> "RunSummary":
+        m = require_mapping(data, "run")
+        return cls(
+            id=require(m, "id", "run"),
+            environment=Environment.from_wire(require(m, "environment", "run")),
+            task_id=require(m, "taskId", "run"),
+            queue=require(m, "queue", "run"),
+            status=RunStatus(require(m, "status", "run")),
+            event_sequence=int(require(m, "eventSequence", "run")),
+            created_at=from_wire_time(require(m, "createdAt", "run"), field="createdAt"),
+            updated_at=from_wire_time(require(m, "updatedAt", "run"), field="updatedAt"),
+            run_at=parse_time_or_none(m.get("runAt"), "runAt"),
+            source=RunSource.from_wire(m["source"]) if m.get("source") is not None else RunSource(),
+            attempts=int(m.get("attempts", 0)),
+            failures=int(m.get("failures", 0)),
+            retries=int(m.get("retries", 0)),
+            releases=int(m.get("releases", 0)),
+            failure=RunFailure.from_wire(m["failure"]) if m.get("failure") is not None else None,
+            lease=Lease.from_wire(m["lease"]) if m.get("lease") is not None else None,
+            idempotency_key=m.get("idempotencyKey"),
+            idempotency_key_ttl=m.get("idempotencyKeyTTL"),
+            singleton_key=m.get("singletonKey"),
+            concurrency_key=m.get("concurrencyKey"),
+            trace_carrier=m.get("traceCarrier"),
+            meta=m.get("meta"),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunRecord(RunSummary):
+    """The full projection of one run, payload included."""
+
+    payload: JsonValue = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {**RunSummary.to_wire(self), "payload": self.payload}
+
+    @classmethod
+    def from_wire(cls, data: object) -> "RunRecord":
+        summary = RunSummary.from_wire(data)
+        return cls(**summary_fields(summary), payload=require_mapping(data, "run").get("payload"))
+
+    def summary(self) -> RunSummary:
+        return RunSummary(**summary_fields(self))
+
+
+def summary_fields(run: RunSummary) -> dict[str, Any]:
+    return {f.name: getattr(run, f.name) for f in fields(RunSummary)}

@@ -1,0 +1,36 @@
+"""Small helpers shared by the camelCase wire mappings of domain values."""
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from runlane.domain.errors import RunlaneError
+from runlane.domain.timestamps import from_wire_time, to_wire_time
+from runlane.domain.vocabulary import ErrorCode
+
+
+def compact(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Drop absent optionals: the wire omits them instead of writing ``null``."""
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def time_or_none(value: datetime | None) -> str | None:
+    return None if value is None else to_wire_time(value)
+
+
+def parse_time_or_none(value: object, field: str) -> datetime | None:
+    return None if value is None else from_wire_time(value, field=field)
+
+
+def require_mapping(value: object, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise RunlaneError(ErrorCode.VALIDATION_FAILED, f"{what} must be an object.", meta={"field": what})
+    return value
+
+
+def require(data: Mapping[str, Any], key: str, what: str) -> Any:
+    if key not in data or data[key] is None:
+        raise RunlaneError(
+            ErrorCode.VALIDATION_FAILED, f"{what} is missing field {key!r}.", meta={"field": key}
+        )
+    return data[key]

@@ -1,0 +1,278 @@
+"""Frozen commands and typed results of the storage port: one command in, one result out."""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from runlane.domain.pages import PaginationParams
+from runlane.domain.run_events import RunEvent, RunEventRecord
+from runlane.domain.run_record import RunRecord
+from runlane.domain.values import DeliveryMessage, Environment, OutboxFailureRecord
+from runlane.domain.vocabulary import OutboxMessageStatus, RunSortField, RunStatus, SortDirection
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleOccurrenceClaim:
+    """Claimed in the same atomic write as the run it materialises (exactly once per occurrence id)."""
+
+    schedule_id: str
+    occurrence_id: str
+    fire_time: datetime
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppendRunEvents:
+    """Compare-and-append: ``events`` and the projected ``run`` replace the run at ``expected_sequence``.
+
+    For a new run (``expected_sequence == 0``, first event ``run.created``) storage also resolves
+    idempotency and singleton ownership from the created event (using ``now`` for TTL retention) and
+    claims ``schedule_occurrence`` if given. Every ``run.delivery_requested`` event derives one pending
+    outbox row. ``concurrency_limit`` makes storage check bounded-queue capacity when the projection
+    takes a lease. All of it commits atomically, or nothing does.
+    """
+
+    environment: Environment
+    run_id: str
+    expected_sequence: int
+    events: tuple[RunEvent, ...]
+    run: RunRecord
+    now: datetime
+    schedule_occurrence: ScheduleOccurrenceClaim | None = None
+    concurrency_limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppendRunEventsResult:
+    """``returned_existing``: a create converged on an ownership owner and wrote nothing."""
+
+    run: RunRecord
+    events: tuple[RunEventRecord, ...] = ()
+    outbox_message_ids: tuple[str, ...] = ()
+    returned_existing: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppendPlan:
+    """What core decided for one run inside a storage-driven batch: events plus the projection."""
+
+    events: tuple[RunEvent, ...]
+    run: RunRecord
+
+
+# Core's pure projection, called by storage for each candidate it locked. ``None`` skips the run.
+PlanFn = Callable[[RunRecord], AppendPlan | None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClaimDueRuns:
+    """Lease up to ``limit`` due runs in one atomic step (``FOR UPDATE SKIP LOCKED`` on SQL).
+
+    Candidates: runnable statuses whose availability (``run_at`` or ``updated_at``) is ``<= now``,
+    in ``queues`` (all queues when ``None``), ordered by availability then id. Runs of bounded queues
+    (``concurrency_limits``) are claimable only while they hold a reservation or their partition
+    (environment, queue, concurrency key) has a free slot. ``plan`` builds the lease-claim events.
+    """
+
+    environment: Environment
+    now: datetime
+    limit: int
+    plan: PlanFn
+    queues: tuple[str, ...] | None = None
+    concurrency_limits: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClaimedRun:
+    run: RunRecord
+    events: tuple[RunEventRecord, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HeartbeatRunLease:
+    """Extend the lease of ``worker_id`` (no event). Conflicts if the sequence moved or the holder differs."""
+
+    environment: Environment
+    run_id: str
+    worker_id: str
+    expected_sequence: int
+    heartbeat_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GetRun:
+    environment: Environment
+    run_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GetRunByIdempotencyKey:
+    environment: Environment
+    task_id: str
+    key: str
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResetIdempotencyKey:
+    environment: Environment
+    task_id: str
+    key: str
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunFilter:
+    environment: Environment
+    statuses: tuple[RunStatus, ...] | None = None
+    task_ids: tuple[str, ...] | None = None
+    queues: tuple[str, ...] | None = None
+    idempotency_key: str | None = None
+    singleton_key: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListRuns:
+    """Keyset pagination on (sort field, id): pages stay stable while new runs are inserted."""
+
+    filter: RunFilter
+    pagination: PaginationParams = PaginationParams()
+    sort_by: RunSortField = RunSortField.CREATED_AT
+    sort_direction: SortDirection = SortDirection.DESC
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListRunEvents:
+    environment: Environment
+    run_id: str
+    pagination: PaginationParams = PaginationParams()
+    sort_direction: SortDirection = SortDirection.ASC
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListDueRuns:
+    """Runs in ``statuses`` whose availability is ``<= now`` (read only; callers append with a sequence check)."""
+
+    environment: Environment
+    now: datetime
+    limit: int
+    statuses: tuple[RunStatus, ...]
+    queues: tuple[str, ...] | None = None
+    exclude_queues: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListExpiredLeases:
+    """``running`` / ``cancellation_requested`` runs whose lease ``expires_at <= now``."""
+
+    environment: Environment
+    now: datetime
+    limit: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReserveDispatch:
+    """Reserve bounded-queue capacity and request delivery, atomically per run.
+
+    Candidates: runs of ``queue`` in runnable statuses, due at ``now``, holding no reservation. Each
+    partition (environment, queue, concurrency key) gets at most ``concurrency_limit`` minus its
+    occupancy (leased runs plus unexpired reservations). A reservation expires at
+    ``now + dispatch_timeout_ms`` (never when ``None``) and ends when its run leaves the runnable
+    statuses. ``plan`` builds the ``run.delivery_requested`` event (storage derives the outbox row).
+    """
+
+    environment: Environment
+    queue: str
+    concurrency_limit: int
+    dispatch_timeout_ms: int | None
+    now: datetime
+    limit: int
+    plan: PlanFn
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReleaseExpiredReservations:
+    environment: Environment
+    now: datetime
+    limit: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutboxMessage:
+    id: str
+    environment: Environment
+    run_id: str
+    queue: str
+    message: DeliveryMessage
+    status: OutboxMessageStatus
+    attempts: int
+    available_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    claim_token: str | None = None
+    claimed_at: datetime | None = None
+    published_at: datetime | None = None
+    provider_message_id: str | None = None
+    last_error: OutboxFailureRecord | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClaimOutboxMessages:
+    """Claim due ``pending``/``failed`` rows and ``claimed`` rows stranded for ``claim_timeout_ms``.
+
+    Claimed rows get a fresh ``claim_token`` and ``attempts + 1``; only ``ids`` when given (eager
+    dispatch of the rows one trigger created). Exclusive: two claimers never get the same row.
+    """
+
+    environment: Environment
+    now: datetime
+    limit: int
+    claim_timeout_ms: int
+    ids: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutboxCompletion:
+    id: str
+    claim_token: str
+    status: OutboxMessageStatus  # published | failed | dead_lettered
+    at: datetime
+    provider_message_id: str | None = None
+    error: OutboxFailureRecord | None = None
+    next_attempt_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompleteOutboxMessages:
+    """Record publish outcomes; a completion whose claim token no longer matches is ignored."""
+
+    environment: Environment
+    completions: tuple[OutboxCompletion, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListOutboxMessages:
+    environment: Environment
+    run_id: str | None = None
+    statuses: tuple[OutboxMessageStatus, ...] | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PruneRuns:
+    """Delete terminal runs in ``statuses`` with ``updated_at < older_than`` (events, owners, outbox too)."""
+
+    environment: Environment
+    older_than: datetime
+    statuses: tuple[RunStatus, ...]
+    limit: int
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PruneRunsResult:
+    deleted: int
+    next_cursor: str | None = None
