@@ -89,7 +89,9 @@ def _check_adapter(kind: str, adapter: object, methods: tuple[str, ...], capabil
             missing=missing,
         )
     if not isinstance(getattr(adapter, "capabilities", None), capabilities_type):
-        raise configuration_invalid(f"{kind} adapter must expose capabilities as {capabilities_type.__name__}.")
+        raise configuration_invalid(
+            f"{kind} adapter must expose capabilities as {capabilities_type.__name__}."
+        )
     name = getattr(adapter, "name", None)
     if not isinstance(name, str) or not name:
         raise configuration_invalid(f"{kind} adapter must have a non-empty name.")

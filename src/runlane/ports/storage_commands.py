@@ -30,6 +30,10 @@ class AppendRunEvents:
     claims ``schedule_occurrence`` if given. Every ``run.delivery_requested`` event derives one pending
     outbox row. ``concurrency_limit`` makes storage check bounded-queue capacity when the projection
     takes a lease. All of it commits atomically, or nothing does.
+
+    ``transaction`` is an adapter-specific handle of a caller-owned transaction (for Postgres, the
+    caller's SQLAlchemy ``AsyncConnection``): the write joins it and is committed by the caller.
+    Adapters that cannot join external transactions raise ``capability_unsupported``.
     """
 
     environment: Environment
@@ -40,6 +44,7 @@ class AppendRunEvents:
     now: datetime
     schedule_occurrence: ScheduleOccurrenceClaim | None = None
     concurrency_limit: int | None = None
+    transaction: object | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -154,7 +159,7 @@ class ListRunEvents:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ListDueRuns:
-    """Runs in ``statuses`` whose availability is ``<= now`` (read only; callers append with a sequence check)."""
+    """Runs in ``statuses`` due at ``now`` (read only; callers append with a sequence check)."""
 
     environment: Environment
     now: datetime

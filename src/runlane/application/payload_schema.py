@@ -1,0 +1,98 @@
+"""Payload schemas: pydantic models, objects with ``validate``, or plain validator callables.
+
+Duck-typed so the application layer never imports pydantic: a class with ``model_validate`` is
+treated as a pydantic model (the handler gets the model; storage gets ``model_dump(mode="json")``).
+"""
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from runlane.domain.errors import RunlaneError
+from runlane.domain.json_values import JsonValue, ensure_json_value
+from runlane.domain.vocabulary import ErrorCode
+
+DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ValidatedPayload:
+    value: Any  # what the handler receives
+    stored: JsonValue  # what storage persists
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+class PayloadSchema:
+    """Normalises every accepted schema shape to one ``validate`` returning both representations."""
+
+    def __init__(self, schema: object) -> None:
+        self._schema = schema
+        self._model = isinstance(schema, type) and callable(getattr(schema, "model_validate", None))
+        plain = schema is not None and not self._model and not callable(schema)
+        if plain and not callable(getattr(schema, "validate", None)):
+            raise RunlaneError(
+                ErrorCode.CONFIGURATION_INVALID,
+                "schema must be a pydantic model class, an object with validate(value), or a callable.",
+            )
+
+    @property
+    def is_model(self) -> bool:
+        return self._model
+
+    def validate(
+        self, value: object, *, task_id: str, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    ) -> ValidatedPayload:
+        """Validate input from a producer (dict or model instance) before a run is created."""
+        schema = self._schema
+        try:
+            if schema is None:
+                validated: Any = value
+            elif self._model:
+                model: Any = schema
+                validated = value if isinstance(value, model) else model.model_validate(value)
+            elif callable(getattr(schema, "validate", None)) and not callable(schema):
+                validated = schema.validate(value)  # type: ignore[attr-defined]
+            else:
+                fn: Callable[[object], Any] = schema  # type: ignore[assignment]
+                validated = fn(value)
+        except RunlaneError as exc:
+            raise RunlaneError(
+                ErrorCode.VALIDATION_FAILED,
+                f"Payload for task {task_id!r} is invalid: {exc.message}",
+                meta=exc.meta,
+            ) from exc
+        except Exception as exc:
+            raise RunlaneError(
+                ErrorCode.VALIDATION_FAILED,
+                f"Payload for task {task_id!r} is invalid: {_describe(exc)}",
+                meta={"taskId": task_id},
+            ) from exc
+        stored_source = validated.model_dump(mode="json") if self._model else validated
+        if not self._model and not _is_plain_json(stored_source):
+            stored_source = value  # keep the producer's JSON; the validator runs again before each attempt
+        stored = ensure_json_value(stored_source, field="payload")
+        size = len(json.dumps(stored, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+        if size > max_bytes:
+            raise RunlaneError(
+                ErrorCode.VALIDATION_FAILED,
+                f"Payload for task {task_id!r} is {size} bytes; the limit is {max_bytes} bytes.",
+                meta={"taskId": task_id, "bytes": size, "limit": max_bytes},
+            )
+        return ValidatedPayload(value=validated, stored=stored)
+
+    def revalidate(self, stored: JsonValue, *, task_id: str) -> Any:
+        """Validate the persisted JSON again before an attempt (the schema may have changed)."""
+        return self.validate(stored, task_id=task_id, max_bytes=2**62).value
+
+
+def _is_plain_json(value: object) -> bool:
+    try:
+        ensure_json_value(value)
+    except RunlaneError:
+        return False
+    return True
