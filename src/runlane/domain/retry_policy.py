@@ -1,6 +1,7 @@
 """Retry is failure pressure: a total-attempt budget and the backoff between attempts."""
 
 from dataclasses import dataclass
+from typing import cast
 
 from runlane.domain.defaults import CONTRACT_DEFAULTS
 from runlane.domain.durations import DurationValue, to_duration
@@ -12,9 +13,11 @@ _CONFIG = ErrorCode.CONFIGURATION_INVALID
 
 @dataclass(frozen=True, slots=True)
 class RetryBackoff:
-    type: RetryBackoffType
-    delay: DurationValue
-    max_delay: DurationValue | None = None
+    """Strings are accepted and normalised to ``DurationValue`` (read them via ``delay_value``)."""
+
+    type: RetryBackoffType | str
+    delay: DurationValue | str
+    max_delay: DurationValue | str | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -24,19 +27,31 @@ class RetryBackoff:
         object.__setattr__(self, "delay", to_duration(self.delay, code=_CONFIG, field="backoff delay"))
         if self.max_delay is not None:
             max_delay = to_duration(self.max_delay, code=_CONFIG, field="backoff max_delay")
-            if max_delay.milliseconds < self.delay.milliseconds:
+            if max_delay.milliseconds < self.delay_value.milliseconds:
                 raise RunlaneError(_CONFIG, "backoff max_delay must not be shorter than delay.")
             object.__setattr__(self, "max_delay", max_delay)
+
+    @property
+    def delay_value(self) -> DurationValue:
+        return cast(DurationValue, self.delay)
+
+    @property
+    def max_delay_value(self) -> DurationValue | None:
+        return cast(DurationValue | None, self.max_delay)
+
+    @property
+    def backoff_type(self) -> RetryBackoffType:
+        return cast(RetryBackoffType, self.type)
 
     def delay_ms(self, retry_number: int) -> int:
         """Delay before retry ``retry_number`` (1 = the retry scheduled after the first failure)."""
         if retry_number < 1:
             raise RunlaneError(ErrorCode.INVARIANT_VIOLATION, "retry numbers start at 1.")
-        if self.type is RetryBackoffType.FIXED:
-            return self.delay.milliseconds
-        cap = self.max_delay.milliseconds if self.max_delay is not None else None
+        if self.backoff_type is RetryBackoffType.FIXED:
+            return self.delay_value.milliseconds
+        cap = self.max_delay_value.milliseconds if self.max_delay_value is not None else None
         # Stop doubling once past the cap so huge retry numbers never build huge integers.
-        delay = self.delay.milliseconds
+        delay = self.delay_value.milliseconds
         for _ in range(retry_number - 1):
             delay *= 2
             if cap is not None and delay >= cap:
@@ -59,12 +74,18 @@ class RetryPolicy:
     backoff: RetryBackoff | str | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int) or self.max_attempts < 1:
+        if (
+            isinstance(self.max_attempts, bool)
+            or not isinstance(self.max_attempts, int)
+            or self.max_attempts < 1
+        ):
             raise RunlaneError(_CONFIG, "retry max_attempts must be a positive integer.")
         if self.backoff is None:
             object.__setattr__(self, "backoff", DEFAULT_BACKOFF)
         elif isinstance(self.backoff, str | DurationValue):
-            object.__setattr__(self, "backoff", RetryBackoff(RetryBackoffType.FIXED, to_duration(self.backoff)))
+            object.__setattr__(
+                self, "backoff", RetryBackoff(RetryBackoffType.FIXED, to_duration(self.backoff))
+            )
         elif not isinstance(self.backoff, RetryBackoff):
             raise RunlaneError(_CONFIG, "retry backoff must be a duration string or a RetryBackoff.")
 
@@ -83,9 +104,7 @@ class RetryPolicy:
 NO_RETRY = RetryPolicy(max_attempts=1)
 
 
-def retry_backoff(
-    type: RetryBackoffType | str, delay: str, max_delay: str | None = None
-) -> RetryBackoff:
+def retry_backoff(type: RetryBackoffType | str, delay: str, max_delay: str | None = None) -> RetryBackoff:
     return RetryBackoff(
         type=RetryBackoffType(type),
         delay=to_duration(delay, code=_CONFIG),

@@ -1,6 +1,7 @@
 """Schedules: once / interval / cron entries that ``tick`` materialises into ordinary runs."""
 
 from dataclasses import dataclass
+from typing import cast
 from datetime import datetime
 
 from runlane.domain.cron import latest_cron_fire, next_cron_fire, validate_cron, validate_time_zone
@@ -21,7 +22,7 @@ class Schedule:
 
     id: str
     run_at: datetime | None = None
-    every: DurationValue | None = None
+    every: DurationValue | str | None = None
     cron: str | None = None
     time_zone: str | None = None
     queue: QueueDefinition | None = None
@@ -34,7 +35,8 @@ class Schedule:
         if len(chosen) != 1:
             raise RunlaneError(
                 _CONFIG,
-                f"schedule {self.id!r} needs exactly one of run_at, every or cron (got {', '.join(chosen) or 'none'}).",
+                f"schedule {self.id!r} needs exactly one of run_at, every or cron "
+                f"(got {', '.join(chosen) or 'none'}).",
             )
         if self.run_at is not None:
             object.__setattr__(self, "run_at", utc_ms(self.run_at, field="schedule run_at", code=_CONFIG))
@@ -44,12 +46,18 @@ class Schedule:
             validate_cron(self.cron)
         if self.time_zone is not None:
             if self.cron is None:
-                raise RunlaneError(_CONFIG, f"schedule {self.id!r}: time_zone applies to cron schedules only.")
+                raise RunlaneError(
+                    _CONFIG, f"schedule {self.id!r}: time_zone applies to cron schedules only."
+                )
             validate_time_zone(self.time_zone)
         if self.queue is not None and not isinstance(self.queue, QueueDefinition):
             raise RunlaneError(_CONFIG, f"schedule {self.id!r}: queue must be a queue definition.")
         if not isinstance(self.enabled, bool):
             raise RunlaneError(_CONFIG, f"schedule {self.id!r}: enabled must be a bool.")
+
+    @property
+    def every_value(self) -> DurationValue:
+        return cast(DurationValue, self.every)
 
     @property
     def type(self) -> ScheduleType:
@@ -64,7 +72,7 @@ class Schedule:
         if self.run_at is not None:
             return self.run_at if self.run_at <= now else None
         if self.every is not None:
-            step = self.every.milliseconds
+            step = self.every_value.milliseconds
             return from_epoch_ms(to_epoch_ms(now) // step * step)
         assert self.cron is not None
         return latest_cron_fire(self.cron, self.time_zone, now)
@@ -73,7 +81,7 @@ class Schedule:
         if self.run_at is not None:
             return self.run_at if self.run_at > after else None
         if self.every is not None:
-            step = self.every.milliseconds
+            step = self.every_value.milliseconds
             return from_epoch_ms((to_epoch_ms(after) // step + 1) * step)
         assert self.cron is not None
         return next_cron_fire(self.cron, self.time_zone, after)
