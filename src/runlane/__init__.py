@@ -4,6 +4,7 @@ This package re-exports the domain and application surface only, so ``import run
 SQLAlchemy, psycopg or boto3; adapters live under ``runlane.infrastructure``.
 """
 
+from runlane.application.app_definition import RunlaneApp
 from runlane.application.execute_delivery import DeliveryResult
 from runlane.application.maintenance_tick import TickResult
 from runlane.application.runtime import IdempotencyKeys, Runlane, Runs, create_runlane
@@ -114,6 +115,7 @@ __all__ = [
     "RunStatusClassification",
     "RunSummary",
     "Runlane",
+    "RunlaneApp",
     "RunlaneError",
     "Runs",
     "Schedule",
