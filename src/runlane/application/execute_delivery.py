@@ -18,6 +18,7 @@ from runlane.domain.vocabulary import (
     DeliveryIgnoredReason,
     DeliveryResultType,
     ErrorCode,
+    StorageConflictKind,
 )
 from runlane.ports.storage_commands import GetRun
 
@@ -63,6 +64,9 @@ async def execute_delivery(
             ctx, run, (event,), now=now, concurrency_limit=ctx.registry.bounded_queues.get(run.queue)
         )
     except RunlaneError as exc:
+        if is_conflict(exc, StorageConflictKind.QUEUE_CAPACITY):
+            # A bounded-queue run without a reservation is runnable only when its partition has a free slot.
+            return DeliveryResult.ignored(DeliveryIgnoredReason.NOT_RUNNABLE, run)
         if is_conflict(exc):
             fresh = await ctx.lane.storage.get_run(GetRun(environment=ctx.environment, run_id=run.id))
             return DeliveryResult.ignored(DeliveryIgnoredReason.CLAIM_LOST, fresh)

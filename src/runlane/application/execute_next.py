@@ -7,16 +7,24 @@ from runlane.application.run_attempt import execute_attempt
 from runlane.application.run_writes import lease_plan
 from runlane.application.runtime_context import RuntimeContext
 from runlane.application.signal import AbortSignal
+from runlane.domain.errors import RunlaneError
 from runlane.domain.queues import QueueDefinition
 from runlane.domain.run_record import RunRecord
 from runlane.domain.vocabulary import ErrorCode
 from runlane.ports.storage_commands import ClaimDueRuns, ClaimedRun
 
 
-def queue_names(ctx: RuntimeContext, queues: Sequence[QueueDefinition] | None) -> tuple[str, ...] | None:
+def queue_names(
+    ctx: RuntimeContext,
+    queues: Sequence[QueueDefinition] | None,
+    *,
+    code: ErrorCode = ErrorCode.VALIDATION_FAILED,
+) -> tuple[str, ...] | None:
     if queues is None:
         return None
-    return tuple(ctx.registry.require_queue(q, code=ErrorCode.VALIDATION_FAILED).name for q in queues)
+    if isinstance(queues, str | QueueDefinition) or any(not isinstance(q, QueueDefinition) for q in queues):
+        raise RunlaneError(code, "queues must be a list of queue definitions, not names.")
+    return tuple(ctx.registry.require_queue(q, code=code).name for q in queues)
 
 
 async def claim_runs(

@@ -370,6 +370,17 @@ class Runlane:
         return await tick(self._ctx, limit=bound)
 
 
+def _environment(value: Environment | str | None) -> Environment:
+    if isinstance(value, Environment):
+        return value
+    if value is not None and not isinstance(value, str):
+        raise configuration_invalid("environment must be an Environment or a name.")
+    try:
+        return Environment(value or CONTRACT_DEFAULTS.environment)
+    except RunlaneError as exc:
+        raise configuration_invalid(f"environment is invalid: {exc.message}") from exc
+
+
 def create_runlane(
     *,
     lane: Lane,
@@ -392,7 +403,7 @@ def create_runlane(
     if tasks is None or isinstance(tasks, str):
         raise configuration_invalid("tasks must be a mapping of names to tasks, or a list of tasks.")
     registry = TaskRegistry(tasks, queues)
-    env = environment if isinstance(environment, Environment) else Environment(environment or "default")
+    env = _environment(environment)
     try:
         mode = (
             TriggerDispatchMode(dispatch) if dispatch is not None else CONTRACT_DEFAULTS.dispatch.on_trigger

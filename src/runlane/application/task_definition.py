@@ -63,9 +63,12 @@ def task(
     singleton_key: KeySource = None,
     concurrency_key: KeySource = None,
     schedule: Sequence[Schedule] | Schedule | None = None,
+    **unknown: object,
 ) -> TaskDefinition:
-    """Define a task; malformed options raise ``RunlaneError(configuration_invalid)``."""
+    """Define a task; malformed or unknown options raise ``RunlaneError(configuration_invalid)``."""
     as_id(IdKind.TASK, id, code=_CONFIG)
+    if unknown:
+        raise RunlaneError(_CONFIG, f"task {id!r}: unknown option(s) {', '.join(sorted(unknown))}.")
     if not callable(run):
         raise RunlaneError(_CONFIG, f"task {id!r}: run must be a callable handler(payload, context).")
     if queue is not None and not isinstance(queue, QueueDefinition):

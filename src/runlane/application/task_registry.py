@@ -66,6 +66,8 @@ class TaskRegistry:
             for definition in tasks:
                 if not isinstance(definition, TaskDefinition):
                     raise RunlaneError(_CONFIG, "tasks must be task definitions built with task(...).")
+                if named.get(definition.id, definition) is not definition:
+                    raise RunlaneError(_CONFIG, f"task id {definition.id!r} is registered twice.")
                 named[definition.id] = definition
         self.by_id: dict[str, TaskDefinition] = {}
         for name, definition in named.items():

@@ -32,9 +32,13 @@ class QueueDefinition:
             raise RunlaneError(_CONFIG, f"queue {self.name!r}: concurrency_limit must be a positive integer.")
         if self.dispatch_timeout is not None:
             if self.concurrency_limit is None:
-                raise RunlaneError(_CONFIG, f"queue {self.name!r}: dispatch_timeout requires concurrency_limit.")
+                raise RunlaneError(
+                    _CONFIG, f"queue {self.name!r}: dispatch_timeout requires concurrency_limit."
+                )
             object.__setattr__(
-                self, "dispatch_timeout", to_duration(self.dispatch_timeout, code=_CONFIG, field="dispatch_timeout")
+                self,
+                "dispatch_timeout",
+                to_duration(self.dispatch_timeout, code=_CONFIG, field="dispatch_timeout"),
             )
 
     @property
@@ -56,8 +60,11 @@ def queue(
     default: bool = False,
     concurrency_limit: int | None = None,
     dispatch_timeout: str | DurationValue | None = None,
+    **unknown: object,
 ) -> QueueDefinition:
-    """Define a queue (``configuration_invalid`` on bad options)."""
+    """Define a queue (``configuration_invalid`` on bad or unknown options)."""
+    if unknown:
+        raise RunlaneError(_CONFIG, f"queue {name!r}: unknown option(s) {', '.join(sorted(unknown))}.")
     return QueueDefinition(
         name=name,
         default=default,
