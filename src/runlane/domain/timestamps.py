@@ -11,10 +11,14 @@ from runlane.domain.vocabulary import ErrorCode
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def utc_ms(value: datetime, *, field: str = "datetime", code: ErrorCode = ErrorCode.VALIDATION_FAILED) -> datetime:
+def utc_ms(
+    value: datetime, *, field: str = "datetime", code: ErrorCode = ErrorCode.VALIDATION_FAILED
+) -> datetime:
     """Return ``value`` in UTC truncated to milliseconds; naive datetimes are rejected."""
     if not isinstance(value, datetime):
-        raise RunlaneError(code, f"{field} must be a datetime, got {type(value).__name__}.", meta={"field": field})
+        raise RunlaneError(
+            code, f"{field} must be a datetime, got {type(value).__name__}.", meta={"field": field}
+        )
     if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
         raise RunlaneError(code, f"{field} must be timezone-aware.", meta={"field": field})
     value = value.astimezone(UTC)
@@ -24,7 +28,11 @@ def utc_ms(value: datetime, *, field: str = "datetime", code: ErrorCode = ErrorC
 def to_wire_time(value: datetime) -> str:
     """``2025-01-02T03:04:05.678Z`` (JavaScript ``toISOString()``)."""
     value = utc_ms(value)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    # Not strftime("%Y"): it does not zero-pad years below 1000, and toISOString() does.
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d}T"
+        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond // 1000:03d}Z"
+    )
 
 
 def from_wire_time(
@@ -38,7 +46,9 @@ def from_wire_time(
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise RunlaneError(code, f"{field} {value[:40]!r} is not an ISO-8601 datetime.", meta={"field": field}) from exc
+        raise RunlaneError(
+            code, f"{field} {value[:40]!r} is not an ISO-8601 datetime.", meta={"field": field}
+        ) from exc
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return utc_ms(parsed, field=field, code=code)
