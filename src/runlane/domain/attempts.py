@@ -60,5 +60,7 @@ def summarize_attempts(events: Iterable[RunEvent]) -> tuple[RunAttemptSummary, .
         outcome = _OUTCOMES.get(event.type)
         if outcome is None or not attempts or attempts[-1].finished_at is not None:
             continue
-        attempts[-1] = replace(attempts[-1], status=outcome, finished_at=event.occurred_at, failure=event.failure)
+        attempts[-1] = replace(
+            attempts[-1], status=outcome, finished_at=event.occurred_at, failure=event.failure
+        )
     return tuple(attempts)

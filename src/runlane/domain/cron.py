@@ -1,15 +1,16 @@
 """Cron fire times via croniter: the one place the domain uses a third-party package."""
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 
 from runlane.domain.errors import RunlaneError
 from runlane.domain.timestamps import utc_ms
 from runlane.domain.vocabulary import ErrorCode
 
 _UTC_NAME = "UTC"
+_VALIDATION_START = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def validate_cron(expression: object, *, code: ErrorCode = ErrorCode.CONFIGURATION_INVALID) -> str:
@@ -18,6 +19,11 @@ def validate_cron(expression: object, *, code: ErrorCode = ErrorCode.CONFIGURATI
     # Five fields only: croniter would read a sixth as seconds, which Runlane does not document.
     if len(expression.split()) != 5 or not croniter.is_valid(expression):
         raise RunlaneError(code, f"cron {expression[:60]!r} is not a valid five-field cron expression.")
+    try:
+        # Syntax alone accepts dates that never come ('0 0 30 2 *'); tick would fail on them later.
+        croniter(expression, _VALIDATION_START).get_next(datetime)
+    except CroniterError as exc:
+        raise RunlaneError(code, f"cron {expression[:60]!r} never fires.") from exc
     return expression
 
 
@@ -31,15 +37,38 @@ def validate_time_zone(name: object, *, code: ErrorCode = ErrorCode.CONFIGURATIO
     return name
 
 
+# Bounds for latest_cron_fire's walks; a handful of steps is always enough in practice.
+_MAX_BACKWARD_STEPS = 8
+_MAX_FORWARD_STEPS = 32
+
+
 def latest_cron_fire(expression: str, time_zone: str | None, now: datetime) -> datetime:
-    """The latest fire time at or before ``now`` (UTC, milliseconds)."""
+    """The latest fire time at or before ``now`` (UTC, milliseconds).
+
+    croniter's backward walk is unreliable around DST changes (it can skip a fire inside a repeated
+    hour or return one after ``now``, since same-zone datetime comparisons ignore ``fold``). So it
+    only supplies a lower bound; the forward walk, compared in UTC, finds the latest fire.
+    """
+    now = utc_ms(now)
     zone = ZoneInfo(time_zone or _UTC_NAME)
-    local_now = now.astimezone(zone)
-    iterator = croniter(expression, local_now + timedelta(seconds=1))
-    fire: datetime = iterator.get_prev(datetime)
-    while fire > local_now:
-        fire = iterator.get_prev(datetime)
-    return utc_ms(fire)
+    backward = croniter(expression, now.astimezone(zone) + timedelta(seconds=1))
+    fire: datetime | None = None
+    for step in range(_MAX_BACKWARD_STEPS):
+        candidate = utc_ms(backward.get_prev(datetime))
+        if candidate <= now and (fire is None or candidate < fire):
+            fire = candidate
+            if step >= 2:
+                break
+    if fire is None:
+        raise RunlaneError(
+            ErrorCode.INVARIANT_VIOLATION, f"cron {expression!r} has no fire time before {now}."
+        )
+    for _ in range(_MAX_FORWARD_STEPS):
+        following = next_cron_fire(expression, time_zone, fire)
+        if following > now:
+            break
+        fire = following
+    return fire
 
 
 def next_cron_fire(expression: str, time_zone: str | None, after: datetime) -> datetime:

@@ -1,4 +1,4 @@
-"""``contractDefaults``: the one immutable object of shared defaults (PROP values per shared/spec/defaults.md)."""
+"""``contractDefaults``: one immutable object of shared defaults (PROP values: shared/spec/defaults.md)."""
 
 from dataclasses import dataclass, field
 

@@ -40,7 +40,8 @@ def parse_duration(
             f"got {type(value).__name__}.",
             meta={"field": field},
         )
-    match = _GRAMMAR.match(value)
+    # fullmatch: with match(), '$' would also accept a trailing newline ('5s\n').
+    match = _GRAMMAR.fullmatch(value)
     if match is None:
         raise RunlaneError(
             code,

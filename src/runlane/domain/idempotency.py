@@ -24,9 +24,7 @@ class IdempotencyTtl:
         return self.duration is None
 
 
-def parse_idempotency_ttl(
-    value: object, *, code: ErrorCode = ErrorCode.VALIDATION_FAILED
-) -> IdempotencyTtl:
+def parse_idempotency_ttl(value: object, *, code: ErrorCode = ErrorCode.VALIDATION_FAILED) -> IdempotencyTtl:
     if value is None:
         value = CONTRACT_DEFAULTS.idempotency.ttl
     if value == ACTIVE_TTL:
@@ -40,9 +38,7 @@ def parse_idempotency_ttl(
     return IdempotencyTtl(value=duration.duration, duration=duration)
 
 
-def owner_is_retained(
-    *, status: RunStatus, created_at: datetime, ttl: str | None, now: datetime
-) -> bool:
+def owner_is_retained(*, status: RunStatus, created_at: datetime, ttl: str | None, now: datetime) -> bool:
     """Whether a run still owns its idempotency key at ``now``.
 
     Active owners always do. Failed owners release at once; ``'active'`` TTLs release at any terminal

@@ -22,7 +22,12 @@ class TaskRelease:
 
     def __post_init__(self) -> None:
         if (self.delay is None) == (self.run_at is None):
-            raise RunlaneError(ErrorCode.VALIDATION_FAILED, "A release needs exactly one of a delay or a time.")
+            raise RunlaneError(
+                ErrorCode.VALIDATION_FAILED, "A release needs exactly one of a delay or a time."
+            )
+        if self.delay is not None:
+            # Normalise so resolve_run_at never meets a raw string (or accepts a non-duration).
+            object.__setattr__(self, "delay", to_duration(self.delay, field="release delay"))
         if self.run_at is not None:
             object.__setattr__(self, "run_at", utc_ms(self.run_at, field="release time"))
         if self.reason is not None and (not isinstance(self.reason, str) or not self.reason):

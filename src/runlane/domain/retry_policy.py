@@ -84,7 +84,11 @@ class RetryPolicy:
             object.__setattr__(self, "backoff", DEFAULT_BACKOFF)
         elif isinstance(self.backoff, str | DurationValue):
             object.__setattr__(
-                self, "backoff", RetryBackoff(RetryBackoffType.FIXED, to_duration(self.backoff))
+                self,
+                "backoff",
+                RetryBackoff(
+                    RetryBackoffType.FIXED, to_duration(self.backoff, code=_CONFIG, field="retry backoff")
+                ),
             )
         elif not isinstance(self.backoff, RetryBackoff):
             raise RunlaneError(_CONFIG, "retry backoff must be a duration string or a RetryBackoff.")
@@ -106,7 +110,7 @@ NO_RETRY = RetryPolicy(max_attempts=1)
 
 def retry_backoff(type: RetryBackoffType | str, delay: str, max_delay: str | None = None) -> RetryBackoff:
     return RetryBackoff(
-        type=RetryBackoffType(type),
+        type=type,  # RetryBackoff reports an unknown type as configuration_invalid
         delay=to_duration(delay, code=_CONFIG),
         max_delay=None if max_delay is None else to_duration(max_delay, code=_CONFIG),
     )

@@ -5,10 +5,18 @@ from datetime import datetime
 from typing import Any
 
 from runlane.domain.errors import RunlaneError
-from runlane.domain.ids import IdKind, as_id
+from runlane.domain.ids import IdKind, as_id, as_optional_id
 from runlane.domain.json_values import JsonValue, ensure_json_object, ensure_json_value, ensure_string_map
 from runlane.domain.timestamps import from_wire_time, to_wire_time, utc_ms
-from runlane.domain.values import SYSTEM_ACTOR, Actor, DeliveryIntent, Environment, Lease, RunFailure, RunSource
+from runlane.domain.values import (
+    SYSTEM_ACTOR,
+    Actor,
+    DeliveryIntent,
+    Environment,
+    Lease,
+    RunFailure,
+    RunSource,
+)
 from runlane.domain.vocabulary import ErrorCode, RunEventType
 from runlane.domain.wire import parse_time_or_none, require, require_mapping
 
@@ -29,8 +37,17 @@ _REQUIRED: dict[RunEventType, tuple[str, ...]] = {
 _ALLOWED: dict[RunEventType, frozenset[str]] = {
     RunEventType.CREATED: frozenset(
         {
-            "task_id", "queue", "payload", "source", "idempotency_key", "idempotency_key_ttl",
-            "singleton_key", "concurrency_key", "run_at", "trace_carrier", "meta",
+            "task_id",
+            "queue",
+            "payload",
+            "source",
+            "idempotency_key",
+            "idempotency_key_ttl",
+            "singleton_key",
+            "concurrency_key",
+            "run_at",
+            "trace_carrier",
+            "meta",
         }
     ),
     RunEventType.DELIVERY_REQUESTED: frozenset({"delivery"}),
@@ -44,12 +61,34 @@ _ALLOWED: dict[RunEventType, frozenset[str]] = {
     RunEventType.LEASE_EXPIRED: frozenset({"failure", "run_at"}),
 }
 _COMMON = frozenset({"type", "run_id", "environment", "occurred_at", "actor", "id", "sequence"})
+# Value types checked on construction, so a malformed event fails here and not inside the reducer.
+_VALUE_TYPES: dict[str, type] = {
+    "environment": Environment,
+    "actor": Actor,
+    "source": RunSource,
+    "delivery": DeliveryIntent,
+    "lease": Lease,
+    "failure": RunFailure,
+    "reason": str,
+    "idempotency_key_ttl": str,
+}
+_REQUIRED_VALUES = frozenset({"environment", "actor"})
 _WIRE_NAMES = {
-    "task_id": "taskId", "queue": "queue", "payload": "payload", "source": "source",
-    "idempotency_key": "idempotencyKey", "idempotency_key_ttl": "idempotencyKeyTTL",
-    "singleton_key": "singletonKey", "concurrency_key": "concurrencyKey", "run_at": "runAt",
-    "trace_carrier": "traceCarrier", "meta": "meta", "delivery": "delivery", "lease": "lease",
-    "failure": "failure", "reason": "reason",
+    "task_id": "taskId",
+    "queue": "queue",
+    "payload": "payload",
+    "source": "source",
+    "idempotency_key": "idempotencyKey",
+    "idempotency_key_ttl": "idempotencyKeyTTL",
+    "singleton_key": "singletonKey",
+    "concurrency_key": "concurrencyKey",
+    "run_at": "runAt",
+    "trace_carrier": "traceCarrier",
+    "meta": "meta",
+    "delivery": "delivery",
+    "lease": "lease",
+    "failure": "failure",
+    "reason": "reason",
 }
 
 
@@ -86,6 +125,10 @@ class RunEvent:
             raise RunlaneError(code, f"Unknown run event type {self.type!r}.") from exc
         object.__setattr__(self, "type", event_type)
         as_id(IdKind.RUN, self.run_id, code=code)
+        for name, value_type in _VALUE_TYPES.items():
+            value = getattr(self, name)
+            if (value is not None or name in _REQUIRED_VALUES) and not isinstance(value, value_type):
+                raise RunlaneError(code, f"{event_type.value} event {name} must be a {value_type.__name__}.")
         object.__setattr__(self, "occurred_at", utc_ms(self.occurred_at, field="occurred_at", code=code))
         if self.run_at is not None:
             object.__setattr__(self, "run_at", utc_ms(self.run_at, field="run_at", code=code))
@@ -99,6 +142,9 @@ class RunEvent:
         if event_type is RunEventType.CREATED:
             as_id(IdKind.TASK, self.task_id, code=code)
             as_id(IdKind.QUEUE, self.queue, code=code)
+            as_optional_id(IdKind.IDEMPOTENCY_KEY, self.idempotency_key, code=code)
+            as_optional_id(IdKind.SINGLETON_KEY, self.singleton_key, code=code)
+            as_optional_id(IdKind.CONCURRENCY_KEY, self.concurrency_key, code=code)
             object.__setattr__(self, "payload", ensure_json_value(self.payload, field="payload", code=code))
         if self.meta is not None:
             object.__setattr__(self, "meta", ensure_json_object(self.meta, code=code))
@@ -106,6 +152,8 @@ class RunEvent:
             object.__setattr__(self, "trace_carrier", ensure_string_map(self.trace_carrier, code=code))
         if self.delivery is not None and self.delivery.run_id != self.run_id:
             raise RunlaneError(code, "delivery intent belongs to another run.")
+        if self.delivery is not None and self.delivery.environment != self.environment:
+            raise RunlaneError(code, "delivery intent belongs to another environment.")
 
     def to_wire(self) -> dict[str, Any]:
         wire: dict[str, Any] = {
@@ -142,7 +190,12 @@ class RunEventRecord(RunEvent):
 
     def __post_init__(self) -> None:
         RunEvent.__post_init__(self)
-        if not self.id or isinstance(self.sequence, bool) or not isinstance(self.sequence, int) or self.sequence < 1:
+        if (
+            not self.id
+            or isinstance(self.sequence, bool)
+            or not isinstance(self.sequence, int)
+            or self.sequence < 1
+        ):
             raise RunlaneError(ErrorCode.INVARIANT_VIOLATION, "event records need an id and a sequence >= 1.")
 
     @classmethod
@@ -159,13 +212,17 @@ class RunEventRecord(RunEvent):
     @classmethod
     def from_wire(cls, data: object) -> "RunEventRecord":
         mapping = require_mapping(data, "event")
-        return cls(**_event_kwargs(mapping), id=require(mapping, "id", "event"), sequence=require(mapping, "sequence", "event"))
+        return cls(
+            **_event_kwargs(mapping),
+            id=require(mapping, "id", "event"),
+            sequence=require(mapping, "sequence", "event"),
+        )
 
 
 def _event_kwargs(data: object) -> dict[str, Any]:
     m = require_mapping(data, "event")
     kwargs: dict[str, Any] = {
-        "type": RunEventType(require(m, "type", "event")),
+        "type": require(m, "type", "event"),  # unknown types fail in RunEvent.__post_init__
         "run_id": require(m, "runId", "event"),
         "environment": Environment.from_wire(require(m, "environment", "event")),
         "occurred_at": from_wire_time(require(m, "occurredAt", "event"), field="occurredAt"),
@@ -191,5 +248,3 @@ def _event_kwargs(data: object) -> dict[str, Any]:
 
 def with_identity(event: RunEvent, *, id: str, sequence: int) -> RunEventRecord:
     return RunEventRecord.of(event, id=id, sequence=sequence)
-
-

@@ -14,7 +14,14 @@ from runlane.domain.vocabulary import (
     is_active,
     is_terminal,
 )
-from runlane.domain.wire import compact, parse_time_or_none, require, require_mapping, time_or_none
+from runlane.domain.wire import (
+    compact,
+    parse_enum,
+    parse_time_or_none,
+    require,
+    require_mapping,
+    time_or_none,
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,7 +111,7 @@ class RunSummary:
             environment=Environment.from_wire(require(m, "environment", "run")),
             task_id=require(m, "taskId", "run"),
             queue=require(m, "queue", "run"),
-            status=RunStatus(require(m, "status", "run")),
+            status=parse_enum(RunStatus, require(m, "status", "run"), "status"),
             event_sequence=int(require(m, "eventSequence", "run")),
             created_at=from_wire_time(require(m, "createdAt", "run"), field="createdAt"),
             updated_at=from_wire_time(require(m, "updatedAt", "run"), field="updatedAt"),

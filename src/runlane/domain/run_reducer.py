@@ -31,11 +31,13 @@ def project_run_events(
     if current_run is None:
         if expected_sequence != CONTRACT_DEFAULTS.run.new_event_sequence:
             raise invariant_violation(
-                f"A new run starts at sequence {CONTRACT_DEFAULTS.run.new_event_sequence}, not {expected_sequence}."
+                f"A new run starts at sequence {CONTRACT_DEFAULTS.run.new_event_sequence}, "
+                f"not {expected_sequence}."
             )
     elif expected_sequence != current_run.event_sequence:
         raise invariant_violation(
-            f"Expected sequence {expected_sequence} does not match run sequence {current_run.event_sequence}.",
+            f"Expected sequence {expected_sequence} does not match "
+            f"run sequence {current_run.event_sequence}.",
             run_id=current_run.id,
         )
     run = current_run
@@ -111,12 +113,19 @@ def apply_run_event(run: RunRecord | None, event: RunEvent, sequence: int) -> Ru
             if status not in LEASED_RUN_STATUSES:
                 raise reject()
             return replace(
-                base, status=RunStatus.FAILED, failure=event.failure, failures=run.failures + 1, lease=None, run_at=None
+                base,
+                status=RunStatus.FAILED,
+                failure=event.failure,
+                failures=run.failures + 1,
+                lease=None,
+                run_at=None,
             )
         case RunEventType.RELEASED:
             if status is not RunStatus.RUNNING:
                 raise reject()
-            return replace(base, status=RunStatus.RELEASED, releases=run.releases + 1, lease=None, run_at=event.run_at)
+            return replace(
+                base, status=RunStatus.RELEASED, releases=run.releases + 1, lease=None, run_at=event.run_at
+            )
         case RunEventType.CANCELLATION_REQUESTED:
             if status is not RunStatus.RUNNING:
                 raise reject()
@@ -141,14 +150,20 @@ def apply_run_event(run: RunRecord | None, event: RunEvent, sequence: int) -> Ru
                     run_at=event.run_at,
                 )
             return replace(
-                base, status=RunStatus.FAILED, failure=event.failure, failures=run.failures + 1, lease=None, run_at=None
+                base,
+                status=RunStatus.FAILED,
+                failure=event.failure,
+                failures=run.failures + 1,
+                lease=None,
+                run_at=None,
             )
         case _:
             assert_never(event.type)
 
 
 def _created(event: RunEvent) -> RunRecord:
-    assert event.task_id is not None and event.queue is not None
+    assert event.task_id is not None
+    assert event.queue is not None
     return RunRecord(
         id=event.run_id,
         environment=event.environment,

@@ -1,8 +1,8 @@
 """Schedules: once / interval / cron entries that ``tick`` materialises into ordinary runs."""
 
 from dataclasses import dataclass
-from typing import cast
 from datetime import datetime
+from typing import cast
 
 from runlane.domain.cron import latest_cron_fire, next_cron_fire, validate_cron, validate_time_zone
 from runlane.domain.durations import DurationValue, to_duration

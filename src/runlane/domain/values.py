@@ -10,7 +10,14 @@ from runlane.domain.ids import IdKind, as_id
 from runlane.domain.json_values import JsonValue, ensure_json_object, ensure_string_map
 from runlane.domain.timestamps import from_wire_time, to_wire_time, utc_ms
 from runlane.domain.vocabulary import ActorType, ErrorCode, RunSourceType
-from runlane.domain.wire import compact, parse_time_or_none, require, require_mapping, time_or_none
+from runlane.domain.wire import (
+    compact,
+    parse_enum,
+    parse_time_or_none,
+    require,
+    require_mapping,
+    time_or_none,
+)
 
 
 def _set(obj: object, name: str, value: object) -> None:
@@ -53,7 +60,7 @@ class Actor:
     @classmethod
     def from_wire(cls, data: object) -> "Actor":
         mapping = require_mapping(data, "actor")
-        return cls(type=ActorType(require(mapping, "type", "actor")), id=mapping.get("id"))
+        return cls(type=require(mapping, "type", "actor"), id=mapping.get("id"))
 
 
 SYSTEM_ACTOR = Actor(ActorType.SYSTEM)
@@ -70,7 +77,7 @@ class RunSource:
     occurrence_id: str | None = None
 
     def __post_init__(self) -> None:
-        _set(self, "type", RunSourceType(self.type))
+        _set(self, "type", parse_enum(RunSourceType, self.type, "source type"))
         if self.source_run_id is not None:
             as_id(IdKind.RUN, self.source_run_id)
 
@@ -88,7 +95,7 @@ class RunSource:
     def from_wire(cls, data: object) -> "RunSource":
         mapping = require_mapping(data, "source")
         return cls(
-            type=RunSourceType(require(mapping, "type", "source")),
+            type=require(mapping, "type", "source"),
             source_run_id=mapping.get("sourceRunId"),
             schedule_id=mapping.get("scheduleId"),
             occurrence_id=mapping.get("occurrenceId"),
@@ -142,7 +149,7 @@ class RunFailure:
     occurred_at: datetime | None = None
 
     def __post_init__(self) -> None:
-        _set(self, "code", ErrorCode(self.code))
+        _set(self, "code", parse_enum(ErrorCode, self.code, "failure code"))
         if self.meta is not None:
             _set(self, "meta", ensure_json_object(self.meta, field="failure meta"))
         if self.occurred_at is not None:
@@ -163,7 +170,7 @@ class RunFailure:
     def from_wire(cls, data: object) -> "RunFailure":
         m = require_mapping(data, "failure")
         return cls(
-            code=ErrorCode(require(m, "code", "failure")),
+            code=require(m, "code", "failure"),
             message=require(m, "message", "failure"),
             retryable=bool(m.get("retryable", False)),
             meta=m.get("meta"),
@@ -180,7 +187,7 @@ class OutboxFailureRecord:
     meta: dict[str, JsonValue] | None = None
 
     def __post_init__(self) -> None:
-        _set(self, "code", ErrorCode(self.code))
+        _set(self, "code", parse_enum(ErrorCode, self.code, "error code"))
         _set(self, "occurred_at", utc_ms(self.occurred_at, field="occurred_at"))
         if self.meta is not None:
             _set(self, "meta", ensure_json_object(self.meta, field="failure meta"))
@@ -200,7 +207,7 @@ class OutboxFailureRecord:
     def from_wire(cls, data: object) -> "OutboxFailureRecord":
         m = require_mapping(data, "error")
         return cls(
-            code=ErrorCode(require(m, "code", "error")),
+            code=require(m, "code", "error"),
             message=require(m, "message", "error"),
             occurred_at=from_wire_time(require(m, "occurredAt", "error"), field="occurredAt"),
             retryable=bool(m.get("retryable", False)),
@@ -220,6 +227,8 @@ class DeliveryIntent:
     trace_carrier: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.environment, Environment):
+            raise RunlaneError(ErrorCode.VALIDATION_FAILED, "delivery environment must be an Environment.")
         as_id(IdKind.RUN, self.run_id)
         as_id(IdKind.QUEUE, self.queue)
         _set(self, "requested_at", utc_ms(self.requested_at, field="requested_at"))
@@ -301,7 +310,9 @@ class DeliveryMessage:
         unknown = set(data) - {"environment", "queue", "runId", "requestedAt", "traceCarrier"}
         if unknown:
             raise RunlaneError(
-                code, f"Delivery message field {sorted(unknown)[0]!r} is not supported.", meta={"field": sorted(unknown)[0]}
+                code,
+                f"Delivery message field {sorted(unknown)[0]!r} is not supported.",
+                meta={"field": sorted(unknown)[0]},
             )
         try:
             env = data.get("environment")

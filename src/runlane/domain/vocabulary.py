@@ -34,9 +34,7 @@ RUNNABLE_RUN_STATUSES: frozenset[RunStatus] = frozenset(
     {RunStatus.QUEUED, RunStatus.SCHEDULED, RunStatus.RELEASED, RunStatus.RETRYING}
 )
 # Statuses that hold a lease (and so occupy bounded-queue capacity).
-LEASED_RUN_STATUSES: frozenset[RunStatus] = frozenset(
-    {RunStatus.RUNNING, RunStatus.CANCELLATION_REQUESTED}
-)
+LEASED_RUN_STATUSES: frozenset[RunStatus] = frozenset({RunStatus.RUNNING, RunStatus.CANCELLATION_REQUESTED})
 
 
 def is_terminal(status: RunStatus | str) -> bool:

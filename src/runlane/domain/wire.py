@@ -2,11 +2,14 @@
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from runlane.domain.errors import RunlaneError
 from runlane.domain.timestamps import from_wire_time, to_wire_time
 from runlane.domain.vocabulary import ErrorCode
+
+E = TypeVar("E", bound=StrEnum)
 
 
 def compact(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -34,3 +37,13 @@ def require(data: Mapping[str, Any], key: str, what: str) -> Any:
             ErrorCode.VALIDATION_FAILED, f"{what} is missing field {key!r}.", meta={"field": key}
         )
     return data[key]
+
+
+def parse_enum(
+    enum: type[E], value: object, field: str, *, code: ErrorCode = ErrorCode.VALIDATION_FAILED
+) -> E:
+    """``enum(value)``, but an unknown value is a ``RunlaneError`` rather than a ``ValueError``."""
+    if isinstance(value, str) and value in enum._value2member_map_:
+        return enum(value)
+    allowed = ", ".join(member.value for member in enum)
+    raise RunlaneError(code, f"{field} {value!r} is not one of: {allowed}.", meta={"field": field})
