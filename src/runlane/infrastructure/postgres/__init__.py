@@ -1,0 +1,30 @@
+"""Postgres storage: durable runs, events, ownership, capacity and outbox on SQLAlchemy Core + psycopg 3.
+
+``postgres_storage(connection_string=..., schema=None)`` builds the adapter; the schema must be
+migrated first (``get_postgres_storage_migration_sql`` / ``apply_postgres_storage_migrations``).
+See docs/postgres.md.
+"""
+
+from runlane.infrastructure.postgres.migrations import (
+    LATEST_VERSION,
+    MIGRATIONS,
+    apply_postgres_storage_migrations,
+    get_postgres_storage_grant_sql,
+    get_postgres_storage_migration_sql,
+)
+from runlane.infrastructure.postgres.storage import (
+    POSTGRES_STORAGE_CAPABILITIES,
+    PostgresStorage,
+    postgres_storage,
+)
+
+__all__ = [
+    "LATEST_VERSION",
+    "MIGRATIONS",
+    "POSTGRES_STORAGE_CAPABILITIES",
+    "PostgresStorage",
+    "apply_postgres_storage_migrations",
+    "get_postgres_storage_grant_sql",
+    "get_postgres_storage_migration_sql",
+    "postgres_storage",
+]

@@ -1,0 +1,264 @@
+"""Batch claims: due-run leases, dispatch reservations, and freeing expired reservations.
+
+Candidates are locked with ``FOR UPDATE SKIP LOCKED`` in (availability, id) order, so concurrent
+claimers split the due runs between them and never wait for each other. Core's ``plan`` callback
+(pure Python) decides each locked run's events; the plans are written in the same transaction.
+A bounded queue's candidate passes a correlated occupancy pre-filter in SQL, then the exact check
+under its partition lock (see ``capacity``). When locked candidates are skipped (full or busy
+partition, ``plan`` returned ``None``) the scan continues after the last one, for a bounded number
+of rounds, so skipped runs do not shrink the batch.
+"""
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from runlane.domain.errors import validation_failed
+from runlane.domain.run_record import RunRecord
+from runlane.domain.timestamps import add_ms
+from runlane.domain.vocabulary import RUNNABLE_RUN_STATUSES
+from runlane.infrastructure.postgres.capacity import (
+    Partition,
+    holds_live_reservation,
+    live_reservations,
+    occupancy,
+    occupancy_expression,
+    try_lock_partition,
+)
+from runlane.infrastructure.postgres.rows import run_from_record
+from runlane.infrastructure.postgres.schema import RUNNABLE_STATUS_VALUES, StorageTables
+from runlane.infrastructure.postgres.writes import StagedWrite, stage_plan, update_locked_runs, write_children
+from runlane.ports.storage_commands import (
+    ClaimDueRuns,
+    ClaimedRun,
+    ReleaseExpiredReservations,
+    ReserveDispatch,
+)
+
+MAX_SCAN_ROUNDS = 8
+
+
+def check_limit(limit: object, name: str = "limit") -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise validation_failed(f"{name} must be a non-negative integer.", field=name)
+    return limit
+
+
+def candidates_statement(
+    t: StorageTables,
+    *,
+    environment: str,
+    now: datetime,
+    limit: int,
+    after: tuple[datetime, str] | None = None,
+    filters: Sequence[sa.ColumnElement[bool]] = (),
+) -> sa.Select[tuple[Any]]:
+    """Due runnable runs in (availability, id) order, locked ``FOR UPDATE SKIP LOCKED``.
+
+    Served by the partial index ``ix_runs_due`` (runnable statuses only, so terminal history never
+    enters the scan).
+    """
+    r = t.runs
+    stmt = sa.select(r.c.record).where(
+        r.c.environment == environment,
+        r.c.status.in_(RUNNABLE_STATUS_VALUES),
+        r.c.available_at <= now,
+        *filters,
+    )
+    if after is not None:
+        stmt = stmt.where(sa.tuple_(r.c.available_at, r.c.id) > sa.tuple_(*after))
+    # SKIP LOCKED: a row another claimer holds is simply not ours this time.
+    return stmt.order_by(r.c.available_at, r.c.id).limit(limit).with_for_update(of=r, skip_locked=True)
+
+
+def claim_filters(
+    t: StorageTables, now: datetime, queues: tuple[str, ...] | None, bounded: Mapping[str, int]
+) -> list[sa.ColumnElement[bool]]:
+    """Queue filter plus the bounded-queue pre-filter (a slot looks free, or the run holds one)."""
+    r = t.runs
+    filters: list[sa.ColumnElement[bool]] = []
+    if queues is not None:
+        filters.append(r.c.queue.in_(queues))
+    if bounded:
+        filters.append(
+            sa.or_(
+                r.c.queue.not_in(tuple(bounded)),
+                holds_live_reservation(t, now),
+                occupancy_expression(t, now) < sa.case(dict(bounded), value=r.c.queue),
+            )
+        )
+    return filters
+
+
+async def _lock_candidates(
+    conn: AsyncConnection,
+    t: StorageTables,
+    *,
+    environment: str,
+    now: datetime,
+    limit: int,
+    after: tuple[datetime, str] | None,
+    filters: Sequence[sa.ColumnElement[bool]],
+) -> list[RunRecord]:
+    stmt = candidates_statement(
+        t, environment=environment, now=now, limit=limit, after=after, filters=filters
+    )
+    result = await conn.execute(stmt)
+    return [run_from_record(record) for record in result.scalars()]
+
+
+async def _write(
+    conn: AsyncConnection, t: StorageTables, staged: list[StagedWrite]
+) -> tuple[ClaimedRun, ...]:
+    await update_locked_runs(conn, t, staged)
+    await write_children(conn, t, staged)
+    return tuple(ClaimedRun(run=item.new, events=item.records) for item in staged)
+
+
+async def claim_due_runs(
+    conn: AsyncConnection, t: StorageTables, command: ClaimDueRuns
+) -> tuple[ClaimedRun, ...]:
+    limit = check_limit(command.limit)
+    queues = None if command.queues is None else tuple(dict.fromkeys(command.queues))
+    if limit == 0 or queues == ():
+        return ()
+    env, now = command.environment.name, command.now
+    bounded: Mapping[str, int] = {
+        q: n for q, n in command.concurrency_limits.items() if queues is None or q in queues
+    }
+    filters = claim_filters(t, now, queues, bounded)
+    used: dict[Partition, int | None] = {}  # None: another claimer holds the partition
+    staged: list[StagedWrite] = []
+    after: tuple[datetime, str] | None = None
+    for _ in range(MAX_SCAN_ROUNDS):
+        wanted = limit - len(staged)
+        runs = await _lock_candidates(
+            conn, t, environment=env, now=now, limit=wanted, after=after, filters=filters
+        )
+        reserved = await live_reservations(
+            conn, t, env, [run.id for run in runs if run.queue in bounded], now
+        )
+        for run in runs:
+            queue_limit = bounded.get(run.queue)
+            needs_slot = queue_limit is not None and run.id not in reserved
+            partition = (env, run.queue, run.concurrency_key)
+            if queue_limit is not None and needs_slot:
+                if partition not in used:
+                    locked = await try_lock_partition(conn, partition)
+                    used[partition] = await occupancy(conn, t, partition, now) if locked else None
+                taken = used[partition]
+                if taken is None or taken >= queue_limit:
+                    continue
+            plan = command.plan(run)
+            if plan is None:
+                continue
+            item = stage_plan(command.environment, run, plan, now)
+            if needs_slot and item.takes_lease:
+                used[partition] = (used[partition] or 0) + 1
+            staged.append(item)
+            if len(staged) >= limit:
+                break
+        if len(staged) >= limit or len(runs) < wanted:
+            break
+        after = (runs[-1].available_at, runs[-1].id)
+    return await _write(conn, t, staged)
+
+
+async def reserve_dispatch(
+    conn: AsyncConnection, t: StorageTables, command: ReserveDispatch
+) -> tuple[ClaimedRun, ...]:
+    limit = check_limit(command.limit)
+    capacity = command.concurrency_limit
+    if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+        raise validation_failed("concurrency_limit must be a positive integer.", field="concurrency_limit")
+    if limit == 0:
+        return ()
+    env, now = command.environment.name, command.now
+    expires_at = None if command.dispatch_timeout_ms is None else add_ms(now, command.dispatch_timeout_ms)
+    r = t.runs
+    filters = [
+        r.c.queue == command.queue,
+        sa.not_(holds_live_reservation(t, now)),
+        occupancy_expression(t, now) < capacity,
+    ]
+    free: dict[Partition, int | None] = {}
+    staged: list[StagedWrite] = []
+    reservations: list[dict[str, object]] = []
+    after: tuple[datetime, str] | None = None
+    for _ in range(MAX_SCAN_ROUNDS):
+        wanted = limit - len(staged)
+        runs = await _lock_candidates(
+            conn, t, environment=env, now=now, limit=wanted, after=after, filters=filters
+        )
+        for run in runs:
+            partition = (env, run.queue, run.concurrency_key)
+            if partition not in free:
+                locked = await try_lock_partition(conn, partition)
+                free[partition] = capacity - await occupancy(conn, t, partition, now) if locked else None
+            slots = free[partition]
+            if slots is None or slots <= 0:
+                continue
+            plan = command.plan(run)
+            if plan is None:
+                continue
+            item = stage_plan(command.environment, run, plan, now)
+            if item.new.status in RUNNABLE_RUN_STATUSES:
+                reservations.append(
+                    {
+                        "environment": env,
+                        "run_id": run.id,
+                        "queue": run.queue,
+                        "concurrency_key": run.concurrency_key,
+                        "reserved_at": now,
+                        "expires_at": expires_at,
+                    }
+                )
+                free[partition] = slots - 1
+            staged.append(item)
+            if len(staged) >= limit:
+                break
+        if len(staged) >= limit or len(runs) < wanted:
+            break
+        after = (runs[-1].available_at, runs[-1].id)
+    claimed = await _write(conn, t, staged)
+    if reservations:
+        q = t.queue_reservations
+        upsert = pg_insert(q).values(reservations)
+        await conn.execute(
+            upsert.on_conflict_do_update(
+                index_elements=[q.c.environment, q.c.run_id],
+                set_={
+                    "queue": upsert.excluded.queue,
+                    "concurrency_key": upsert.excluded.concurrency_key,
+                    "reserved_at": upsert.excluded.reserved_at,
+                    "expires_at": upsert.excluded.expires_at,
+                },
+            )
+        )
+    return claimed
+
+
+async def release_expired_reservations(
+    conn: AsyncConnection, t: StorageTables, command: ReleaseExpiredReservations
+) -> int:
+    limit = check_limit(command.limit)
+    if limit == 0:
+        return 0
+    q = t.queue_reservations
+    env = command.environment.name
+    # SKIP LOCKED: a reservation being renewed by reserve_dispatch right now is not expired any more.
+    expired = (
+        sa.select(q.c.run_id)
+        .where(q.c.environment == env, q.c.expires_at.is_not(None), q.c.expires_at <= command.now)
+        .order_by(q.c.expires_at, q.c.run_id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    result = await conn.execute(
+        sa.delete(q).where(q.c.environment == env, q.c.run_id.in_(expired)).returning(q.c.run_id)
+    )
+    return len(result.all())

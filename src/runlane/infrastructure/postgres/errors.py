@@ -1,0 +1,100 @@
+"""Driver errors become ``RunlaneError`` with a stable code (always ``raise ... from exc``).
+
+* unique / foreign-key violations: ``storage_conflict`` (nothing was written: the transaction or
+  savepoint is rolled back), with the kind chosen by the violated constraint;
+* lost connections, timeouts, deadlocks, serialization failures, a server shutting down or full:
+  ``internal_error`` with ``retryable=True`` and ``meta.reason`` (``storage_unavailable`` or
+  ``storage_transient``); the runtime has no storage-specific code, and these are worth retrying;
+* a missing schema, table or column, or missing privileges: ``configuration_invalid``;
+* anything else: ``internal_error`` (not retryable).
+"""
+
+from typing import Any
+
+from sqlalchemy import exc as sa_exc
+
+from runlane.domain.errors import RunlaneError, storage_conflict
+from runlane.domain.vocabulary import ErrorCode, StorageConflictKind
+
+MIGRATION_HINT = (
+    "Apply the storage migrations first (print them with get_postgres_storage_migration_sql(schema), "
+    "or run apply_postgres_storage_migrations()) and check the role's grants"
+)
+
+_CONFLICT_BY_CONSTRAINT = {
+    "pk_runs": StorageConflictKind.SEQUENCE,
+    "pk_run_events": StorageConflictKind.SEQUENCE,
+    "uq_run_events_environment_run_id_sequence": StorageConflictKind.SEQUENCE,
+    "pk_idempotency_owners": StorageConflictKind.IDEMPOTENCY_OWNER,
+    "pk_singleton_owners": StorageConflictKind.SINGLETON_OWNER,
+    "pk_schedule_occurrences": StorageConflictKind.SCHEDULE_OCCURRENCE,
+    "pk_outbox_messages": StorageConflictKind.OUTBOX_CLAIM,
+}
+_UNAVAILABLE_PREFIXES = ("08", "53", "57P")  # connection exceptions, resources, operator intervention
+_TRANSIENT_STATES = frozenset({"40001", "40P01", "55P03", "57014", "25006"})
+_CONFIGURATION_STATES = frozenset({"3F000", "42P01", "42703", "42501", "3D000", "28000", "28P01"})
+
+
+def _sqlstate(error: BaseException) -> str | None:
+    orig = getattr(error, "orig", None)
+    state = getattr(orig, "sqlstate", None)
+    return state if isinstance(state, str) else None
+
+
+def driver_detail(error: BaseException) -> str:
+    orig = getattr(error, "orig", None) or error
+    text = str(orig).strip().splitlines()
+    return text[0][:300] if text else type(orig).__name__
+
+
+def translate_error(error: BaseException, *, operation: str) -> RunlaneError:
+    """The ``RunlaneError`` for a SQLAlchemy/psycopg error raised while running ``operation``."""
+    if isinstance(error, RunlaneError):
+        return error
+    state = _sqlstate(error)
+    detail = driver_detail(error)
+    meta: dict[str, Any] = {"operation": operation}
+    if state is not None:
+        meta["sqlstate"] = state
+    if state in ("23505", "23503"):
+        constraint = getattr(getattr(getattr(error, "orig", None), "diag", None), "constraint_name", None)
+        kind = _CONFLICT_BY_CONSTRAINT.get(constraint or "", StorageConflictKind.SEQUENCE)
+        meta["constraint"] = constraint
+        return storage_conflict(kind, f"Postgres storage conflict during {operation}: {detail}", meta)
+    if state in _CONFIGURATION_STATES:
+        return RunlaneError(
+            ErrorCode.CONFIGURATION_INVALID,
+            f"Postgres storage is not usable during {operation}: {detail}. {MIGRATION_HINT}.",
+            meta=meta,
+            cause=error,
+        )
+    unavailable = (
+        isinstance(error, sa_exc.TimeoutError | sa_exc.InterfaceError)
+        or (isinstance(error, sa_exc.OperationalError) and state is None)
+        or (state is not None and state.startswith(_UNAVAILABLE_PREFIXES) and state != "57014")
+        or (isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated)
+    )
+    if unavailable:
+        meta["reason"] = "storage_unavailable"
+        return RunlaneError(
+            ErrorCode.INTERNAL_ERROR,
+            f"Postgres storage is unavailable during {operation}: {detail}",
+            retryable=True,
+            meta=meta,
+            cause=error,
+        )
+    if state in _TRANSIENT_STATES:
+        meta["reason"] = "storage_transient"
+        return RunlaneError(
+            ErrorCode.INTERNAL_ERROR,
+            f"Postgres storage failed transiently during {operation}: {detail}",
+            retryable=True,
+            meta=meta,
+            cause=error,
+        )
+    return RunlaneError(
+        ErrorCode.INTERNAL_ERROR,
+        f"Postgres storage failed during {operation}: {detail}",
+        meta=meta,
+        cause=error,
+    )

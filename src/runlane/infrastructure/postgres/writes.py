@@ -1,0 +1,158 @@
+"""Staging and writing one run's change: validated events, projection, outbox rows.
+
+Every write path (append, due-run claims, dispatch reservations) stages its change here first,
+so all of them check the same invariants and derive outbox rows the same way, then writes the
+staged batch with one statement per table.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from runlane.domain.errors import invariant_violation
+from runlane.domain.ids import new_event_id
+from runlane.domain.run_events import RunEvent, RunEventRecord
+from runlane.domain.run_record import RunRecord
+from runlane.domain.values import Environment
+from runlane.domain.vocabulary import LEASED_RUN_STATUSES, RUNNABLE_RUN_STATUSES, RunEventType
+from runlane.infrastructure.postgres.rows import event_values, outbox_values, run_values
+from runlane.infrastructure.postgres.schema import StorageTables
+from runlane.ports.storage_commands import AppendPlan
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StagedWrite:
+    environment: Environment
+    old: RunRecord | None
+    expected_sequence: int
+    new: RunRecord
+    records: tuple[RunEventRecord, ...]
+    outbox_rows: tuple[dict[str, Any], ...]
+
+    @property
+    def is_create(self) -> bool:
+        return self.expected_sequence == 0
+
+    @property
+    def takes_lease(self) -> bool:
+        """The write moves the run into a leased status (and so needs a slot on a bounded queue).
+
+        Without the old record (a plain append does not read it), a ``run.lease_claimed`` event is
+        the witness: the reducer allows it only from a runnable status.
+        """
+        if self.new.status not in LEASED_RUN_STATUSES:
+            return False
+        if self.old is not None:
+            return self.old.status not in LEASED_RUN_STATUSES
+        return self.is_create or any(record.type is RunEventType.LEASE_CLAIMED for record in self.records)
+
+    @property
+    def outbox_message_ids(self) -> tuple[str, ...]:
+        return tuple(row["id"] for row in self.outbox_rows)
+
+
+def stage(
+    environment: Environment,
+    *,
+    run_id: str,
+    old: RunRecord | None,
+    expected_sequence: int,
+    events: Sequence[RunEvent],
+    run: RunRecord,
+    now: datetime,
+) -> StagedWrite:
+    """Check the command's shape and assign event identities (storage never re-runs the reducer)."""
+    if not events:
+        raise invariant_violation("An append needs at least one event.", run_id=run_id)
+    if not isinstance(run, RunRecord) or run.id != run_id or run.environment != environment:
+        raise invariant_violation(
+            "The projected run does not match the run being appended to.", run_id=run_id
+        )
+    for event in events:
+        if not isinstance(event, RunEvent) or event.run_id != run_id or event.environment != environment:
+            raise invariant_violation("Every appended event must belong to the run and its environment.")
+    if run.event_sequence != expected_sequence + len(events):
+        raise invariant_violation(
+            f"The projection's event_sequence {run.event_sequence} must equal "
+            f"{expected_sequence} + {len(events)} appended events.",
+            run_id=run_id,
+        )
+    records = tuple(
+        RunEventRecord.of(event, id=new_event_id(), sequence=expected_sequence + offset)
+        for offset, event in enumerate(events, start=1)
+    )
+    outbox_rows = []
+    for record in records:
+        if record.type is RunEventType.DELIVERY_REQUESTED:
+            assert record.delivery is not None
+            if record.delivery.environment != environment:
+                raise invariant_violation("A delivery must stay in its run's environment.", run_id=run_id)
+            outbox_rows.append(outbox_values(record, now))
+    return StagedWrite(
+        environment=environment,
+        old=old,
+        expected_sequence=expected_sequence,
+        new=run,
+        records=records,
+        outbox_rows=tuple(outbox_rows),
+    )
+
+
+def stage_plan(environment: Environment, old: RunRecord, plan: object, now: datetime) -> StagedWrite:
+    if not isinstance(plan, AppendPlan):
+        raise invariant_violation("A storage plan callback must return an AppendPlan or None.", run_id=old.id)
+    return stage(
+        environment,
+        run_id=old.id,
+        old=old,
+        expected_sequence=old.event_sequence,
+        events=plan.events,
+        run=plan.run,
+        now=now,
+    )
+
+
+async def write_children(conn: AsyncConnection, t: StorageTables, staged: Sequence[StagedWrite]) -> None:
+    """Insert the events and outbox rows of ``staged`` and end reservations of runs that left runnable."""
+    events = [event_values(record) for item in staged for record in item.records]
+    if events:
+        await conn.execute(sa.insert(t.run_events), events)
+    outbox = [row for item in staged for row in item.outbox_rows]
+    if outbox:
+        await conn.execute(sa.insert(t.outbox_messages), outbox)
+    ended = [
+        item.new.id for item in staged if not item.is_create and item.new.status not in RUNNABLE_RUN_STATUSES
+    ]
+    if ended:
+        r = t.queue_reservations
+        env = staged[0].environment.name
+        await conn.execute(sa.delete(r).where(r.c.environment == env, r.c.run_id.in_(ended)))
+
+
+async def update_locked_runs(conn: AsyncConnection, t: StorageTables, staged: Sequence[StagedWrite]) -> None:
+    """Write projections of runs this transaction already holds locked (claims and reservations)."""
+    if not staged:
+        return
+    r = t.runs
+    stmt = sa.update(r).where(
+        r.c.environment == sa.bindparam("w_environment"),
+        r.c.id == sa.bindparam("w_id"),
+        r.c.event_sequence == sa.bindparam("w_expected"),
+    )
+    params = []
+    for item in staged:
+        values = run_values(item.new)
+        del values["environment"], values["id"]
+        params.append(
+            {
+                **values,
+                "w_environment": item.environment.name,
+                "w_id": item.new.id,
+                "w_expected": item.expected_sequence,
+            }
+        )
+    await conn.execute(stmt, params)

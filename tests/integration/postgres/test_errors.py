@@ -1,0 +1,97 @@
+"""Driver failures become classified ``RunlaneError``s; the pool recovers from a server restart."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+from psycopg import sql
+from sqlalchemy import exc as sa_exc
+
+from runlane.domain.errors import RunlaneError
+from runlane.domain.timestamps import add_ms
+from runlane.domain.vocabulary import ErrorCode, StorageConflictKind
+from runlane.infrastructure.postgres.errors import translate_error
+from runlane.ports.storage_commands import HeartbeatRunLease
+from runlane.testing.clocks import ControlledClock
+from runlane.testing.conformance.storage_kit import StorageKit, unique_environment
+from tests.integration.postgres.helpers import started_storage
+from tests.support.pg_cluster import PostgresCluster
+
+
+async def test_the_pool_recovers_after_a_server_restart(
+    pg_cluster: PostgresCluster, pg_migrated_schema: str
+) -> None:
+    async with (
+        started_storage(pg_cluster.dsn, pg_migrated_schema) as pinging,
+        started_storage(pg_cluster.dsn, pg_migrated_schema, pool_pre_ping=False) as trusting,
+    ):
+        clock = ControlledClock()
+        pinged = StorageKit(pinging, unique_environment("restart"), clock)
+        trusted = StorageKit(trusting, pinged.environment, clock)
+        run = (await pinged.create()).run
+        assert await trusted.get(run.id) == run  # both pools now hold an open connection
+        pg_cluster.restart()
+        # With pre-ping (the default) the stale connection is replaced before use.
+        assert await pinged.get(run.id) == run
+        # Without it the first use fails as a retryable error, and the pool heals itself.
+        with pytest.raises(RunlaneError) as info:
+            await trusted.get(run.id)
+        assert info.value.code is ErrorCode.INTERNAL_ERROR
+        assert info.value.retryable is True
+        assert info.value.meta is not None
+        assert info.value.meta["reason"] == "storage_unavailable"
+        assert await trusted.get(run.id) == run
+
+
+async def test_a_lock_timeout_is_a_retryable_transient_error_and_writes_nothing(
+    pg_cluster: PostgresCluster, pg_migrated_schema: str
+) -> None:
+    options = {"options": "-c lock_timeout=200"}
+    async with started_storage(pg_cluster.dsn, pg_migrated_schema, connect_args=options) as storage:
+        kit = StorageKit(storage, unique_environment("locks"), ControlledClock())
+        run = await kit.claim((await kit.create()).run)
+        heartbeat = HeartbeatRunLease(
+            environment=kit.environment,
+            run_id=run.id,
+            worker_id="worker_a",
+            expected_sequence=run.event_sequence,
+            heartbeat_at=kit.now,
+            expires_at=add_ms(kit.now, 60_000),
+        )
+        table = sql.Identifier(pg_migrated_schema, "runs")
+        with psycopg.connect(pg_cluster.libpq_dsn) as blocker:
+            blocker.execute(sql.SQL("select 1 from {} where id = %s for update").format(table), (run.id,))
+            with pytest.raises(RunlaneError) as info:
+                await storage.heartbeat_run_lease(heartbeat)
+            blocker.rollback()
+        error = info.value
+        assert error.code is ErrorCode.INTERNAL_ERROR
+        assert error.retryable is True
+        assert error.meta is not None
+        assert error.meta["sqlstate"] == "55P03"
+        assert error.meta["reason"] == "storage_transient"
+        assert await kit.require(run.id) == run
+        extended = await storage.heartbeat_run_lease(heartbeat)
+        assert extended.lease is not None
+        assert extended.lease.expires_at == heartbeat.expires_at
+
+
+def test_unique_violations_become_conflicts_named_by_their_constraint(pg_cluster: PostgresCluster) -> None:
+    engine = sa.create_engine(pg_cluster.dsn)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "create temporary table probe (id int constraint pk_schedule_occurrences primary key)"
+            )
+            conn.exec_driver_sql("insert into probe values (1)")
+            with pytest.raises(sa_exc.IntegrityError) as info:
+                conn.exec_driver_sql("insert into probe values (1)")
+    finally:
+        engine.dispose()
+    error = translate_error(info.value, operation="probe")
+    assert error.code is ErrorCode.STORAGE_CONFLICT
+    assert error.conflict_kind is StorageConflictKind.SCHEDULE_OCCURRENCE
+    assert error.retryable is True
+    assert error.meta is not None
+    assert error.meta["constraint"] == "pk_schedule_occurrences"

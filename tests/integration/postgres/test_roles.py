@@ -1,0 +1,110 @@
+"""The documented role split: a migrator owns the schema, the runtime role only reads and writes rows."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from urllib.parse import quote
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from runlane.domain.errors import RunlaneError
+from runlane.domain.vocabulary import ErrorCode, OutboxMessageStatus, RunStatus
+from runlane.infrastructure.postgres import (
+    apply_postgres_storage_migrations,
+    get_postgres_storage_grant_sql,
+    get_postgres_storage_migration_sql,
+)
+from runlane.ports.storage_commands import CompleteOutboxMessages, OutboxCompletion, PruneRuns
+from runlane.testing.clocks import ControlledClock
+from runlane.testing.conformance.storage_kit import StorageKit, unique_environment
+from tests.integration.postgres.helpers import started_storage
+from tests.support.pg_cluster import PostgresCluster
+
+
+@pytest.fixture(scope="module")
+def roles(pg_cluster: PostgresCluster) -> Iterator[tuple[str, str, str]]:
+    """(migrator, runtime role, schema): the schema is migrated by the migrator and granted to the app."""
+    suffix = uuid.uuid4().hex[:8]
+    migrator, app, schema = f"migrator_{suffix}", f"app {suffix}", f"runlane_{suffix}"
+    with psycopg.connect(pg_cluster.libpq_dsn, autocommit=True) as admin:
+        for role in (migrator, app):
+            admin.execute(sql.SQL("create role {} login").format(sql.Identifier(role)))
+        admin.execute(
+            sql.SQL("grant create on database {} to {}").format(
+                sql.Identifier(pg_cluster.database), sql.Identifier(migrator)
+            )
+        )
+    with psycopg.connect(_as(pg_cluster, migrator)) as conn:
+        conn.execute(get_postgres_storage_migration_sql(schema))
+        conn.execute(get_postgres_storage_grant_sql(app, schema))
+    try:
+        yield migrator, app, schema
+    finally:
+        with psycopg.connect(pg_cluster.libpq_dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(schema)))
+            for role in (migrator, app):
+                admin.execute(sql.SQL("drop owned by {}").format(sql.Identifier(role)))
+                admin.execute(sql.SQL("drop role {}").format(sql.Identifier(role)))
+
+
+def _as(pg: PostgresCluster, role: str, *, driver: str = "postgresql") -> str:
+    """A URL that logs in as ``role`` (the test cluster trusts local TCP logins)."""
+    return f"{driver}://{quote(role, safe='')}@{pg.host}:{pg.port}/{pg.database}"
+
+
+async def test_the_runtime_role_runs_a_whole_lifecycle(
+    pg_cluster: PostgresCluster, roles: tuple[str, str, str]
+) -> None:
+    _, app, schema = roles
+    async with started_storage(_as(pg_cluster, app, driver="postgresql+psycopg"), schema) as storage:
+        kit = StorageKit(storage, unique_environment("roles"), ControlledClock())
+        created = await kit.create(idempotency_key="k", singleton_key="s")
+        assert (await kit.create(idempotency_key="k")).returned_existing
+        (claimed,) = await storage.claim_due_runs(kit.claim_due())
+        (message,) = await storage.claim_outbox_messages(kit.claim_outbox())
+        applied = await storage.complete_outbox_messages(
+            CompleteOutboxMessages(
+                environment=kit.environment,
+                completions=(
+                    OutboxCompletion(
+                        id=message.id,
+                        claim_token=message.claim_token or "",
+                        status=OutboxMessageStatus.PUBLISHED,
+                        at=kit.now,
+                    ),
+                ),
+            )
+        )
+        assert applied == 1
+        await kit.finish(claimed.run, RunStatus.SUCCEEDED)
+        kit.clock.advance(timedelta(days=1))
+        pruned = await storage.prune_runs(
+            PruneRuns(
+                environment=kit.environment, older_than=kit.now, statuses=(RunStatus.SUCCEEDED,), limit=10
+            )
+        )
+        assert pruned.deleted == 1
+        assert await kit.get(created.run.id) is None
+
+
+async def test_the_runtime_role_cannot_change_the_schema(
+    pg_cluster: PostgresCluster, roles: tuple[str, str, str]
+) -> None:
+    _, app, schema = roles
+    with pytest.raises(RunlaneError) as info:
+        await apply_postgres_storage_migrations(_as(pg_cluster, app), f"{schema}_other")
+    assert info.value.code is ErrorCode.CONFIGURATION_INVALID
+    with psycopg.connect(_as(pg_cluster, app)) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute(sql.SQL("drop table {}").format(sql.Identifier(schema, "run_events")))
+
+
+def test_grant_sql_quotes_role_and_schema() -> None:
+    text = get_postgres_storage_grant_sql('app"; drop role x; --', 'my "schema"')
+    assert 'TO "app""; drop role x; --";' in text
+    assert 'ON SCHEMA "my ""schema"""' in text
+    with pytest.raises(RunlaneError):
+        get_postgres_storage_grant_sql("pg_monitor")
