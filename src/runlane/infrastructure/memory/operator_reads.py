@@ -136,6 +136,8 @@ def select_prunable(store: RunStore, command: PruneRuns) -> tuple[list[RunRecord
     after: SortKey | None = None
     if command.cursor is not None:
         after = _keyset(decode_cursor(command.cursor, _PRUNE_CURSOR, e=environment))
+    if command.limit <= 0:
+        return [], None
     candidates = (
         run
         for run in store.in_statuses(environment, statuses)
