@@ -12,6 +12,7 @@ from runlane.ports.transport import TransportAdapter
 
 _STORAGE_METHODS = (
     "append_run_events",
+    "append_many_run_events",
     "claim_due_runs",
     "heartbeat_run_lease",
     "get_run",

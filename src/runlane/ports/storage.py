@@ -13,6 +13,8 @@ from runlane.domain.run_events import RunEventRecord
 from runlane.domain.run_record import RunRecord
 from runlane.ports.capabilities import StorageCapabilities
 from runlane.ports.storage_commands import (
+    AppendManyRunEvents,
+    AppendManyRunEventsResult,
     AppendRunEvents,
     AppendRunEventsResult,
     ClaimDueRuns,
@@ -54,6 +56,13 @@ class StorageAdapter(Protocol):
         exists on create); ``schedule_occurrence`` when the occurrence was already claimed;
         ``queue_capacity`` when a lease would exceed ``concurrency_limit``. A create whose idempotency
         or singleton key has a live owner returns that owner with ``returned_existing=True``.
+        """
+        ...
+
+    async def append_many_run_events(self, command: AppendManyRunEvents) -> AppendManyRunEventsResult:
+        """Apply independent appends in one round trip; per-item conflicts are returned, not raised.
+
+        Only ``storage_conflict`` errors are returned per item; any other failure raises for the call.
         """
         ...
 

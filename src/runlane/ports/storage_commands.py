@@ -4,6 +4,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from runlane.domain.errors import RunlaneError
 from runlane.domain.pages import PaginationParams
 from runlane.domain.run_events import RunEvent, RunEventRecord
 from runlane.domain.run_record import RunRecord
@@ -55,6 +56,26 @@ class AppendRunEventsResult:
     events: tuple[RunEventRecord, ...] = ()
     outbox_message_ids: tuple[str, ...] = ()
     returned_existing: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppendManyRunEvents:
+    """Several independent compare-and-appends in one round trip (batched creates and outcomes).
+
+    Each item keeps every rule of ``AppendRunEvents`` and succeeds or fails on its own: a conflict
+    on one item writes nothing for that item and does not affect the others. All commands must share
+    ``environment``; a caller ``transaction`` is not supported here.
+    """
+
+    environment: Environment
+    commands: tuple[AppendRunEvents, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppendManyRunEventsResult:
+    """``results[i]`` belongs to ``commands[i]``: the append's result, or the conflict it lost with."""
+
+    results: tuple["AppendRunEventsResult | RunlaneError", ...]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

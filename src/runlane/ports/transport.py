@@ -1,6 +1,6 @@
 """The transport port: publish tiny wakeups; never decide state, never carry payloads."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
@@ -44,6 +44,28 @@ class PublishWakeupsResult:
     """Exactly one outcome per attempt, in order: ``outcomes[i]`` belongs to ``attempts[i]``."""
 
     outcomes: tuple[WakeupPublishOutcome, ...]
+
+
+WakeupCallback = Callable[[DeliveryMessage], None]
+
+
+@runtime_checkable
+class WakeupSubscription(Protocol):
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class WakeupSource(Protocol):
+    """Optional transport capability: push wakeups to in-process listeners (LISTEN/NOTIFY, local).
+
+    Workers use it only to stop waiting early; they still claim from storage, so a lost wakeup
+    costs latency (one poll interval), never a run. The callback runs on the listener's event loop
+    and must not block.
+    """
+
+    async def listen(self, queues: tuple[str, ...] | None, on_wakeup: WakeupCallback) -> WakeupSubscription:
+        """Start listening for wakeups of ``queues`` (every queue when ``None``)."""
+        ...
 
 
 @runtime_checkable

@@ -14,6 +14,8 @@ from runlane.domain.vocabulary import RunEventType
 from runlane.ports.capabilities import StorageCapabilities
 from runlane.ports.storage import StorageAdapter
 from runlane.ports.storage_commands import (
+    AppendManyRunEvents,
+    AppendManyRunEventsResult,
     AppendRunEvents,
     AppendRunEventsResult,
     ClaimDueRuns,
@@ -60,6 +62,15 @@ class CapabilityOverrideStorage:
             await close()
 
     async def append_run_events(self, command: AppendRunEvents) -> AppendRunEventsResult:
+        self._check_append(command)
+        return await self.inner.append_run_events(command)
+
+    async def append_many_run_events(self, command: AppendManyRunEvents) -> AppendManyRunEventsResult:
+        for item in command.commands:
+            self._check_append(item)
+        return await self.inner.append_many_run_events(command)
+
+    def _check_append(self, command: AppendRunEvents) -> None:
         types = {event.type for event in command.events}
         if command.schedule_occurrence is not None:
             self._require("claims_schedule_occurrences")
@@ -74,7 +85,6 @@ class CapabilityOverrideStorage:
             self._require("enforces_idempotency")
         if created is not None and created.singleton_key is not None:
             self._require("enforces_singleton")
-        return await self.inner.append_run_events(command)
 
     async def claim_due_runs(self, command: ClaimDueRuns) -> tuple[ClaimedRun, ...]:
         self._require("leases_runs")

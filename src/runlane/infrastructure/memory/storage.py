@@ -44,6 +44,8 @@ from runlane.infrastructure.memory.staging import (
 )
 from runlane.ports.capabilities import StorageCapabilities
 from runlane.ports.storage_commands import (
+    AppendManyRunEvents,
+    AppendManyRunEventsResult,
     AppendRunEvents,
     AppendRunEventsResult,
     ClaimDueRuns,
@@ -103,6 +105,22 @@ class InMemoryStorage:
         """Keeps the state: a lane may be started again and must find its runs."""
 
     # -- writes -------------------------------------------------------------------------------
+
+    async def append_many_run_events(self, command: AppendManyRunEvents) -> AppendManyRunEventsResult:
+        """Each item is its own atomic append; conflicts are returned per item."""
+        results: list[AppendRunEventsResult | RunlaneError] = []
+        for item in command.commands:
+            if item.environment != command.environment or item.transaction is not None:
+                raise invariant_violation(
+                    "append_many_run_events items must share the environment, no transaction."
+                )
+            try:
+                results.append(await self.append_run_events(item))
+            except RunlaneError as exc:
+                if exc.code is not ErrorCode.STORAGE_CONFLICT:
+                    raise
+                results.append(exc)
+        return AppendManyRunEventsResult(results=tuple(results))
 
     async def append_run_events(self, command: AppendRunEvents) -> AppendRunEventsResult:
         with self._lock:

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from runlane.domain.errors import RunlaneError, configuration_invalid, validation_failed
+from runlane.domain.errors import RunlaneError, configuration_invalid, invariant_violation, validation_failed
 from runlane.domain.pages import Page
 from runlane.domain.run_events import RunEventRecord
 from runlane.domain.run_record import RunRecord
@@ -35,6 +35,8 @@ from runlane.infrastructure.postgres.migrations import LATEST_VERSION
 from runlane.infrastructure.postgres.schema import StorageTables, build_tables
 from runlane.ports.capabilities import StorageCapabilities
 from runlane.ports.storage_commands import (
+    AppendManyRunEvents,
+    AppendManyRunEventsResult,
     AppendRunEvents,
     AppendRunEventsResult,
     ClaimDueRuns,
@@ -217,6 +219,22 @@ class PostgresStorage:
                 return await runs.append_run_events(conn, self._tables, command)
         except runs.ConvergedOnOwner as converged:
             return AppendRunEventsResult(run=converged.owner, returned_existing=True)
+
+    async def append_many_run_events(self, command: AppendManyRunEvents) -> AppendManyRunEventsResult:
+        """Each item is its own atomic append; conflicts are returned per item."""
+        results: list[AppendRunEventsResult | RunlaneError] = []
+        for item in command.commands:
+            if item.environment != command.environment or item.transaction is not None:
+                raise invariant_violation(
+                    "append_many_run_events items must share the environment, no transaction."
+                )
+            try:
+                results.append(await self.append_run_events(item))
+            except RunlaneError as exc:
+                if exc.code is not ErrorCode.STORAGE_CONFLICT:
+                    raise
+                results.append(exc)
+        return AppendManyRunEventsResult(results=tuple(results))
 
     async def claim_due_runs(self, command: ClaimDueRuns) -> tuple[ClaimedRun, ...]:
         async with self._transaction("claim_due_runs") as conn:
