@@ -82,6 +82,7 @@ async def execute_attempt(
         task_id=run.task_id,
         queue=run.queue,
         attempt=run.attempts,
+        traceparent=_traceparent(run),
     )
 
     async def heartbeat() -> None:
@@ -99,6 +100,11 @@ async def execute_attempt(
         return await _record_outcome(ctx, state, outcome, definition, interrupted=interrupted)
     finally:
         ctx.in_flight.pop(run.id, None)
+
+
+def _traceparent(run: RunRecord) -> str | None:
+    """The W3C ``traceparent`` the producer passed, so attempt log lines join its trace."""
+    return (run.trace_carrier or {}).get("traceparent")
 
 
 def _link(parent: AbortSignal, child: AbortSignal) -> None:
@@ -142,7 +148,12 @@ async def _run_handler(
         )
     except Exception as exc:
         ctx.log(
-            logging.WARNING, "attempt raised", run_id=run.id, task_id=run.task_id, error=type(exc).__name__
+            logging.WARNING,
+            "attempt raised",
+            run_id=run.id,
+            task_id=run.task_id,
+            error=type(exc).__name__,
+            traceparent=_traceparent(run),
         )
         return _Outcome(
             failure=RunFailure(
@@ -324,6 +335,7 @@ async def _record_outcome(
             queue=result.run.queue,
             attempt=result.run.attempts,
             event_type=event.type.value,
+            traceparent=_traceparent(result.run),
         )
         return result.run
     assert last is not None
