@@ -1,6 +1,7 @@
 """Publish outbox rows through the transport and record each indexed outcome."""
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from runlane.application.runtime_context import RuntimeContext
@@ -40,6 +41,7 @@ class DispatchReport:
     published: tuple[PublishedWakeup, ...] = ()
     failed: tuple[FailedWakeupPublish, ...] = ()
     dead_lettered: int = 0
+    by_outbox_id: Mapping[str, PublishedWakeup | FailedWakeupPublish] = field(default_factory=dict)
 
 
 async def publish_outbox(
@@ -110,7 +112,12 @@ async def publish_outbox(
             )
     if raised is not None:
         raise raised
-    return DispatchReport(published=tuple(published), failed=tuple(failed), dead_lettered=dead)
+    return DispatchReport(
+        published=tuple(published),
+        failed=tuple(failed),
+        dead_lettered=dead,
+        by_outbox_id={row.id: outcome for row, outcome in zip(claimed, outcomes, strict=True)},
+    )
 
 
 def _failed_completion(row: OutboxMessage, error: OutboxFailureRecord, now: datetime) -> OutboxCompletion:

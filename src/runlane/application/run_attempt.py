@@ -88,13 +88,11 @@ async def execute_attempt(
     async def heartbeat() -> None:
         await _heartbeat_once(ctx, state, options, handle)
 
-    beats = asyncio.create_task(_heartbeat_loop(ctx, state, options, handle))
+    beats = _Heartbeats(ctx, state, options, handle)
     try:
         outcome = await _run_handler(ctx, definition, run, options, handle, heartbeat)
     finally:
-        beats.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await beats
+        await beats.stop()
     try:
         interrupted = shutdown is not None and shutdown.aborted and outcome.failure is not None
         return await _record_outcome(ctx, state, outcome, definition, interrupted=interrupted)
@@ -213,13 +211,39 @@ async def _invoke(
     )
 
 
-async def _heartbeat_loop(
-    ctx: RuntimeContext, state: _LeaseState, options: ExecutionOptions, handle: AttemptHandle
-) -> None:
-    interval = options.heartbeat_interval.milliseconds / 1000
-    while not handle.lease_lost:
-        await asyncio.sleep(interval)
-        await _heartbeat_once(ctx, state, options, handle)
+class _Heartbeats:
+    """Timer-driven heartbeats: no task exists until a beat is due, and most attempts end sooner."""
+
+    def __init__(
+        self, ctx: RuntimeContext, state: _LeaseState, options: ExecutionOptions, handle: AttemptHandle
+    ) -> None:
+        self._ctx = ctx
+        self._state = state
+        self._options = options
+        self._handle = handle
+        self._interval = options.heartbeat_interval.milliseconds / 1000
+        self._loop = asyncio.get_running_loop()
+        self._stopped = False
+        self._task: asyncio.Task[None] | None = None
+        self._timer = self._loop.call_later(self._interval, self._fire)
+
+    def _fire(self) -> None:
+        if not self._stopped:
+            self._task = self._loop.create_task(self._beat())
+
+    async def _beat(self) -> None:
+        await _heartbeat_once(self._ctx, self._state, self._options, self._handle)
+        if not self._stopped and not self._handle.lease_lost:
+            self._timer = self._loop.call_later(self._interval, self._fire)
+
+    async def stop(self) -> None:
+        self._stopped = True
+        self._timer.cancel()
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 async def _heartbeat_once(
@@ -314,7 +338,7 @@ async def _record_outcome(
     for _ in range(_MAX_OUTCOME_TRIES):
         event = _outcome_event(ctx, state.run, outcome, definition, interrupted=interrupted)
         try:
-            result = await append_events(ctx, state.run, (event,), now=event.occurred_at)
+            result = await append_events(ctx, state.run, (event,), now=event.occurred_at, batched=True)
         except RunlaneError as exc:
             if not is_conflict(exc):
                 raise

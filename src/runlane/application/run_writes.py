@@ -28,22 +28,25 @@ async def append_events(
     schedule_occurrence: ScheduleOccurrenceClaim | None = None,
     concurrency_limit: int | None = None,
     transaction: object | None = None,
+    batched: bool = False,
 ) -> AppendRunEventsResult:
+    """``batched``: share a round trip with other outcomes finishing now (group commit)."""
     expected = 0 if run is None else run.event_sequence
     projected = project_run_events(events, expected, run)
-    return await ctx.lane.storage.append_run_events(
-        AppendRunEvents(
-            environment=ctx.environment,
-            run_id=projected.id,
-            expected_sequence=expected,
-            events=tuple(events),
-            run=projected,
-            now=now,
-            schedule_occurrence=schedule_occurrence,
-            concurrency_limit=concurrency_limit,
-            transaction=transaction,
-        )
+    command = AppendRunEvents(
+        environment=ctx.environment,
+        run_id=projected.id,
+        expected_sequence=expected,
+        events=tuple(events),
+        run=projected,
+        now=now,
+        schedule_occurrence=schedule_occurrence,
+        concurrency_limit=concurrency_limit,
+        transaction=transaction,
     )
+    if batched and transaction is None:
+        return await ctx.outcomes.append(command)
+    return await ctx.lane.storage.append_run_events(command)
 
 
 def delivery_event(

@@ -19,7 +19,7 @@ from runlane.application.runtime_context import RuntimeContext
 from runlane.application.signal import AbortSignal
 from runlane.application.task_definition import TaskDefinition
 from runlane.application.task_registry import TaskCatalog, TaskRegistry
-from runlane.application.trigger_run import TriggerRunResult, trigger_run
+from runlane.application.trigger_run import TriggerRunResult, trigger_many, trigger_run
 from runlane.application.worker_loop import WorkerHandle
 from runlane.domain.defaults import CONTRACT_DEFAULTS
 from runlane.domain.durations import to_duration
@@ -221,6 +221,49 @@ class Runlane:
             meta=meta,
         )
 
+    async def trigger_many(
+        self,
+        task: TaskDefinition | str,
+        payloads: Sequence[object],
+        *,
+        queue: QueueDefinition | None = None,
+        run_at: datetime | None = None,
+        delay: object = None,
+        idempotency_key_ttl: str | None = None,
+        concurrency_key: str | None = None,
+        actor: Actor | None = None,
+        trace_carrier: Mapping[str, str] | None = None,
+        dispatch: TriggerDispatchMode | str | None = None,
+        meta: Mapping[str, Any] | None = None,
+        **unknown: object,
+    ) -> tuple[TriggerRunResult | RunlaneError, ...]:
+        """Trigger one run per payload in one storage round trip; results are per item, in order.
+
+        Task-level idempotency/singleton keys (functions of the payload) apply per item; an item the
+        rules reject gets its ``RunlaneError`` in its slot and nothing is written for it.
+        """
+        _reject_unknown("trigger_many", unknown)
+        await self._ensure_started()
+        if dispatch is not None:
+            try:
+                dispatch = TriggerDispatchMode(dispatch)
+            except ValueError as exc:
+                raise RunlaneError(_VALIDATION, f"Unknown dispatch mode {dispatch!r}.") from exc
+        return await trigger_many(
+            self._ctx,
+            task,
+            payloads,
+            dispatch=dispatch,
+            queue=queue,
+            run_at=run_at,
+            delay=delay,
+            idempotency_key_ttl=idempotency_key_ttl,
+            concurrency_key=concurrency_key,
+            actor=actor,
+            trace_carrier=trace_carrier,
+            meta=meta,
+        )
+
     async def run_now(
         self,
         task: TaskDefinition | str,
@@ -320,6 +363,7 @@ class Runlane:
         mode: WorkerMode | str = WorkerMode.POLL,
         queues: Sequence[QueueDefinition] | None = None,
         concurrency: int = CONTRACT_DEFAULTS.worker.concurrency,
+        batch_size: int | None = None,
         poll_interval: object = CONTRACT_DEFAULTS.worker.poll_interval,
         lease_duration: object = None,
         heartbeat_interval: object = None,
@@ -336,6 +380,10 @@ class Runlane:
             raise RunlaneError(_CONFIG, f"Unknown worker mode {mode!r}.") from exc
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise RunlaneError(_CONFIG, "concurrency must be a positive integer.")
+        if batch_size is None:
+            batch_size = min(concurrency, CONTRACT_DEFAULTS.worker.batch_size)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise RunlaneError(_CONFIG, "batch_size must be a positive integer.")
         self._ctx.require_storage("leases_runs")
         options = execution_options(
             default_worker_id=self._ctx.worker_id,
@@ -352,6 +400,7 @@ class Runlane:
             mode=worker_mode,
             queues=names,
             concurrency=concurrency,
+            batch_size=batch_size,
             poll_interval=to_duration(poll_interval, code=_CONFIG, field="poll_interval"),
             options=options,
         )

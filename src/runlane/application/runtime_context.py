@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from runlane.application.outcome_batcher import OutcomeBatcher
 from runlane.application.task_registry import TaskRegistry
 from runlane.domain.errors import capability_unsupported
 from runlane.domain.values import Environment
@@ -31,6 +32,14 @@ class RuntimeContext:
     executor: ThreadPoolExecutor
     in_flight: dict[str, "AttemptHandle"] = field(default_factory=dict)
     logger: logging.Logger = LOGGER
+    _outcomes: OutcomeBatcher | None = None
+
+    @property
+    def outcomes(self) -> OutcomeBatcher:
+        """The runtime-wide group commit for attempt outcomes."""
+        if self._outcomes is None:
+            self._outcomes = OutcomeBatcher(self.lane.storage, self.environment)
+        return self._outcomes
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -47,4 +56,6 @@ class RuntimeContext:
 
     def log(self, level: int, message: str, **fields: Any) -> None:
         """Structured log line: run/task/queue/attempt/event ids only, never payloads."""
+        if not self.logger.isEnabledFor(level):
+            return
         self.logger.log(level, message, extra={"runlane": {k: v for k, v in fields.items() if v is not None}})

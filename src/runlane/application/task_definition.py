@@ -113,7 +113,7 @@ def task(
 
 
 def resolve_key(kind: IdKind, source: KeySource, payload: object) -> str | None:
-    """Evaluate a task-level key (string or function of the validated payload)."""
+    """Evaluate a task-level key (string, or a function of the validated payload; ``None`` = no key)."""
     if source is None:
         return None
     if isinstance(source, str):
@@ -122,4 +122,4 @@ def resolve_key(kind: IdKind, source: KeySource, payload: object) -> str | None:
         value = source(payload)
     except Exception as exc:
         raise RunlaneError(ErrorCode.VALIDATION_FAILED, f"{kind.value} function failed: {exc}") from exc
-    return as_id(kind, value)
+    return None if value is None else as_id(kind, value)

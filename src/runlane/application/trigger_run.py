@@ -1,6 +1,6 @@
 """``trigger``: validate, resolve ownership, persist the run atomically, then dispatch its wakeup."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,10 +17,16 @@ from runlane.domain.json_values import ensure_json_object, ensure_string_map
 from runlane.domain.queues import QueueDefinition
 from runlane.domain.run_events import RunEvent
 from runlane.domain.run_record import RunRecord
+from runlane.domain.run_reducer import project_run_events
 from runlane.domain.timestamps import add_ms, utc_ms
 from runlane.domain.values import SYSTEM_ACTOR, Actor, RunSource
 from runlane.domain.vocabulary import ErrorCode, RunEventType, TriggerDispatchMode, TriggerOutcomeType
-from runlane.ports.storage_commands import AppendRunEventsResult, ScheduleOccurrenceClaim
+from runlane.ports.storage_commands import (
+    AppendManyRunEvents,
+    AppendRunEvents,
+    AppendRunEventsResult,
+    ScheduleOccurrenceClaim,
+)
 from runlane.ports.transport import FailedWakeupPublish, PublishedWakeup
 
 _VALIDATION = ErrorCode.VALIDATION_FAILED
@@ -154,15 +160,8 @@ def created_event(ctx: RuntimeContext, creation: RunCreation, now: datetime) -> 
     )
 
 
-async def persist_creation(
-    ctx: RuntimeContext,
-    creation: RunCreation,
-    *,
-    now: datetime,
-    schedule_occurrence: ScheduleOccurrenceClaim | None = None,
-    transaction: object | None = None,
-) -> AppendRunEventsResult:
-    """Append ``run.created`` and, unless the queue is bounded, ``run.delivery_requested``."""
+def creation_events(ctx: RuntimeContext, creation: RunCreation, now: datetime) -> list[RunEvent]:
+    """``run.created`` and, unless the queue is bounded, ``run.delivery_requested``."""
     events = [created_event(ctx, creation, now)]
     if not creation.queue.bounded:
         ctx.require_storage("persists_outbox")
@@ -178,8 +177,24 @@ async def persist_creation(
                 trace_carrier=creation.trace_carrier,
             )
         )
+    return events
+
+
+async def persist_creation(
+    ctx: RuntimeContext,
+    creation: RunCreation,
+    *,
+    now: datetime,
+    schedule_occurrence: ScheduleOccurrenceClaim | None = None,
+    transaction: object | None = None,
+) -> AppendRunEventsResult:
     return await append_events(
-        ctx, None, events, now=now, schedule_occurrence=schedule_occurrence, transaction=transaction
+        ctx,
+        None,
+        creation_events(ctx, creation, now),
+        now=now,
+        schedule_occurrence=schedule_occurrence,
+        transaction=transaction,
     )
 
 
@@ -209,3 +224,76 @@ async def trigger_run(
     return TriggerRunResult(
         run=result.run, outcome=TriggerOutcomeType.CREATED, published=report.published, failed=report.failed
     )
+
+
+async def trigger_many(
+    ctx: RuntimeContext,
+    handle: TaskDefinition | str,
+    payloads: Sequence[object],
+    *,
+    dispatch: TriggerDispatchMode | None = None,
+    **options: Any,
+) -> tuple[TriggerRunResult | RunlaneError, ...]:
+    """Trigger one run per payload in one storage round trip (plus one publish with eager dispatch).
+
+    Every item gets the same validation and ownership rules as ``trigger``; results are per item and
+    in order: a ``TriggerRunResult``, or the ``RunlaneError`` that rejected that item (nothing was
+    written for it). Duplicate idempotency keys inside one batch converge like concurrent triggers.
+    """
+    if "run_id" in options and options["run_id"] is not None:
+        raise RunlaneError(_VALIDATION, "trigger_many generates run ids; run_id is not accepted.")
+    if isinstance(payloads, str | bytes) or not isinstance(payloads, Sequence):
+        raise RunlaneError(_VALIDATION, "payloads must be a list.")
+    now = ctx.now()
+    mode = TriggerDispatchMode(dispatch) if dispatch is not None else ctx.dispatch
+    slots: list[TriggerRunResult | RunlaneError | None] = []
+    commands: list[AppendRunEvents] = []
+    positions: list[int] = []
+    for index, payload in enumerate(payloads):
+        try:
+            creation = prepare_creation(ctx, handle, payload, now=now, **options)
+            events = creation_events(ctx, creation, now)
+            projected = project_run_events(events, 0, None)
+        except RunlaneError as exc:
+            slots.append(exc)
+            continue
+        slots.append(None)
+        positions.append(index)
+        commands.append(
+            AppendRunEvents(
+                environment=ctx.environment,
+                run_id=projected.id,
+                expected_sequence=0,
+                events=tuple(events),
+                run=projected,
+                now=now,
+            )
+        )
+    if not commands:
+        return tuple(s for s in slots if s is not None)
+    many = await ctx.lane.storage.append_many_run_events(
+        AppendManyRunEvents(environment=ctx.environment, commands=tuple(commands))
+    )
+    created_ids: list[str] = []
+    for index, outcome in zip(positions, many.results, strict=True):
+        if isinstance(outcome, RunlaneError):
+            slots[index] = outcome
+        elif outcome.returned_existing:
+            slots[index] = TriggerRunResult(run=outcome.run, outcome=TriggerOutcomeType.RETURNED_EXISTING)
+        else:
+            slots[index] = TriggerRunResult(run=outcome.run, outcome=TriggerOutcomeType.CREATED)
+            created_ids.extend(outcome.outbox_message_ids)
+    if mode is TriggerDispatchMode.EAGER and created_ids:
+        report = await publish_outbox(ctx, now=now, limit=len(created_ids), ids=tuple(created_ids))
+        for index, outcome in zip(positions, many.results, strict=True):
+            if isinstance(outcome, RunlaneError) or outcome.returned_existing:
+                continue
+            sent = [report.by_outbox_id[i] for i in outcome.outbox_message_ids if i in report.by_outbox_id]
+            slots[index] = TriggerRunResult(
+                run=outcome.run,
+                outcome=TriggerOutcomeType.CREATED,
+                published=tuple(o for o in sent if isinstance(o, PublishedWakeup)),
+                failed=tuple(o for o in sent if isinstance(o, FailedWakeupPublish)),
+            )
+    ctx.log(20, "runs created in batch", count=len(created_ids))
+    return tuple(s for s in slots if s is not None)

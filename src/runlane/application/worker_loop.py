@@ -1,4 +1,10 @@
-"""``worker(...)``: N slots that claim and execute due runs until stopped (poll) or idle (drain)."""
+"""``worker(...)``: claim due runs in batches and execute them with bounded concurrency.
+
+One fetch loop claims up to ``min(batch_size, free slots)`` runs per storage round trip (one
+statement with ``SKIP LOCKED`` on Postgres), starts an attempt task per run, and waits for a free
+slot, a wakeup or the poll interval. ``poll`` mode runs until stopped; ``drain`` mode returns once
+nothing is due and nothing is in flight. Outcomes go through the runtime's group commit.
+"""
 
 import asyncio
 import contextlib
@@ -11,13 +17,16 @@ from runlane.application.run_attempt import WORKER_SHUTDOWN, execute_attempt
 from runlane.application.runtime_context import RuntimeContext
 from runlane.application.signal import AbortSignal
 from runlane.domain.durations import DurationValue
+from runlane.domain.run_record import RunRecord
+from runlane.domain.values import DeliveryMessage
 from runlane.domain.vocabulary import WorkerMode
+from runlane.ports.transport import WakeupSource, WakeupSubscription
 
 _MAX_ERROR_BACKOFF = 5.0
 
 
 class WorkerHandle:
-    """``closed`` is one future settled when every slot has exited; ``stop()`` drains gracefully.
+    """``closed`` is one future settled when the worker has exited; ``stop()`` drains gracefully.
 
     Stopping stops claiming at once and lets in-flight attempts finish. With ``grace`` set, attempts
     still running after it see their signal aborted; one that then fails is released (reason
@@ -31,6 +40,7 @@ class WorkerHandle:
         mode: WorkerMode,
         queues: tuple[str, ...] | None,
         concurrency: int,
+        batch_size: int,
         poll_interval: DurationValue,
         options: ExecutionOptions,
     ) -> None:
@@ -38,22 +48,27 @@ class WorkerHandle:
         self.mode = mode
         self.queues = queues
         self.concurrency = concurrency
+        self.batch_size = batch_size
         self._poll = poll_interval.milliseconds / 1000
         self._options = options
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
+        self._in_flight: set[asyncio.Task[None]] = set()
         self.shutdown_signal = AbortSignal()
         self.executed = 0
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._slots = [asyncio.create_task(self._slot(index)) for index in range(concurrency)]
-        self._supervisor = asyncio.create_task(self._supervise())
+        self._main = asyncio.create_task(self._run())
 
     @property
     def stopping(self) -> bool:
         return self._stopping.is_set()
 
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
     def wake(self) -> None:
-        """Skip the idle wait (e.g. a wakeup arrived)."""
+        """Stop waiting now (a wakeup arrived or a slot freed)."""
         self._wake.set()
 
     async def stop(self, grace: float | None = None) -> None:
@@ -65,50 +80,90 @@ class WorkerHandle:
                 self.shutdown_signal.abort(WORKER_SHUTDOWN)
         await asyncio.shield(self.closed)
 
-    async def _supervise(self) -> None:
-        results = await asyncio.gather(*self._slots, return_exceptions=True)
-        errors = [
-            r for r in results if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError)
-        ]
-        if errors:
-            self.closed.set_exception(errors[0])
-        else:
+    async def _run(self) -> None:
+        subscription = await self._subscribe()
+        try:
+            await self._fetch_loop()
+            if self._in_flight:
+                await asyncio.gather(*self._in_flight, return_exceptions=True)
+        except BaseException as exc:
+            if not self.closed.done():
+                self.closed.set_exception(exc)
+                with contextlib.suppress(BaseException):
+                    self.closed.exception()  # fire-and-forget workers: no "never retrieved" noise
+            raise
+        finally:
+            if subscription is not None:
+                with contextlib.suppress(Exception):
+                    await subscription.close()
+        if not self.closed.done():
             self.closed.set_result(None)
-        # Nobody may await ``closed`` (fire-and-forget workers): avoid "exception never retrieved" noise.
-        with contextlib.suppress(BaseException):
-            self.closed.exception()
 
-    async def _slot(self, index: int) -> None:
+    async def _subscribe(self) -> WakeupSubscription | None:
+        transport = self._ctx.lane.transport
+        if not isinstance(transport, WakeupSource) or self.mode is WorkerMode.DRAIN:
+            return None
+        try:
+            return await transport.listen(self.queues, self._on_wakeup)
+        except Exception as exc:  # wakeups only save latency; polling still finds every run
+            self._ctx.log(logging.WARNING, "wakeup listener unavailable", error=type(exc).__name__)
+            return None
+
+    def _on_wakeup(self, message: DeliveryMessage) -> None:
+        self._wake.set()
+
+    async def _fetch_loop(self) -> None:
         ctx = self._ctx
         failures = 0
         while not self._stopping.is_set():
+            free = self.concurrency - len(self._in_flight)
+            if free <= 0:
+                await self._wait(self._poll)  # a finishing attempt wakes us sooner
+                continue
             try:
-                claimed = await claim_runs(ctx, self._options, queues=self.queues, limit=1)
+                claimed = await claim_runs(
+                    ctx, self._options, queues=self.queues, limit=min(free, self.batch_size)
+                )
             except Exception as exc:  # storage down: back off, never crash-loop
                 failures += 1
-                delay = min(_MAX_ERROR_BACKOFF, 0.05 * 2**failures)
-                ctx.log(logging.WARNING, "worker claim failed", error=type(exc).__name__, slot=index)
-                await self._idle(delay)
+                ctx.log(logging.WARNING, "worker claim failed", error=type(exc).__name__, failures=failures)
+                await self._wait(min(_MAX_ERROR_BACKOFF, 0.05 * 2**failures))
                 continue
             failures = 0
-            if not claimed:
-                if self.mode is WorkerMode.DRAIN:
+            for claim in claimed:
+                self._start(claim.run)
+            if len(claimed) == min(free, self.batch_size):
+                continue  # there may be more due work: claim again at once
+            if self.mode is WorkerMode.DRAIN and not claimed:
+                if not self._in_flight:
                     return
-                await self._idle(self._poll)
+                await self._wait(self._poll)  # an attempt may release or retry into due work
                 continue
-            try:
-                await execute_attempt(ctx, claimed[0].run, self._options, shutdown=self.shutdown_signal)
-                self.executed += 1
-            except Exception as exc:  # outcome write failed: the lease expires and tick recovers it
-                ctx.log(
-                    logging.ERROR,
-                    "attempt outcome not recorded",
-                    run_id=claimed[0].run.id,
-                    error=type(exc).__name__,
-                )
-                await self._idle(min(_MAX_ERROR_BACKOFF, 0.1))
+            await self._wait(self._poll if not claimed else 0)
 
-    async def _idle(self, seconds: float) -> None:
+    def _start(self, run: RunRecord) -> None:
+        task = asyncio.create_task(self._execute(run))
+        self._in_flight.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._wake.set()
+
+    async def _execute(self, run: RunRecord) -> None:
+        try:
+            await execute_attempt(self._ctx, run, self._options, shutdown=self.shutdown_signal)
+            self.executed += 1
+        except Exception as exc:  # outcome write failed: the lease expires and tick recovers it
+            self._ctx.log(
+                logging.ERROR, "attempt outcome not recorded", run_id=run.id, error=type(exc).__name__
+            )
+
+    async def _wait(self, seconds: float) -> None:
+        """Until a slot frees, a wakeup arrives, stop is called, or ``seconds`` pass."""
+        if seconds == 0:
+            await asyncio.sleep(0)
+            return
         self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)

@@ -65,6 +65,8 @@ class IdempotencyDefaults:
 class WorkerDefaults:
     concurrency: int = 1
     poll_interval: str = "1s"
+    # Runs claimed per storage round trip (capped by free slots).
+    batch_size: int = 100
 
 
 @dataclass(frozen=True, slots=True)

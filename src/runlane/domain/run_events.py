@@ -135,10 +135,9 @@ class RunEvent:
         for name in _REQUIRED[event_type]:
             if getattr(self, name) is None:
                 raise RunlaneError(code, f"{event_type.value} event requires {name}.")
-        allowed = _ALLOWED[event_type]
-        for f in fields(RunEvent):
-            if f.name not in _COMMON and f.name not in allowed and getattr(self, f.name) is not None:
-                raise RunlaneError(code, f"{event_type.value} event does not carry {f.name}.")
+        for name in _FORBIDDEN[event_type]:
+            if getattr(self, name) is not None:
+                raise RunlaneError(code, f"{event_type.value} event does not carry {name}.")
         if event_type is RunEventType.CREATED:
             as_id(IdKind.TASK, self.task_id, code=code)
             as_id(IdKind.QUEUE, self.queue, code=code)
@@ -200,11 +199,23 @@ class RunEventRecord(RunEvent):
 
     @classmethod
     def of(cls, event: RunEvent, *, id: str, sequence: int) -> "RunEventRecord":
-        values = {f.name: getattr(event, f.name) for f in fields(RunEvent)}
-        return cls(**values, id=id, sequence=sequence)
+        """Attach storage identity to an already validated event (no second validation pass)."""
+        if not isinstance(event, RunEvent):
+            raise RunlaneError(ErrorCode.INVARIANT_VIOLATION, "RunEventRecord.of needs a RunEvent.")
+        if not id or isinstance(sequence, bool) or not isinstance(sequence, int) or sequence < 1:
+            raise RunlaneError(ErrorCode.INVARIANT_VIOLATION, "event records need an id and a sequence >= 1.")
+        record = object.__new__(cls)
+        for name in _EVENT_FIELDS:
+            object.__setattr__(record, name, getattr(event, name))
+        object.__setattr__(record, "id", id)
+        object.__setattr__(record, "sequence", sequence)
+        return record
 
     def to_event(self) -> RunEvent:
-        return RunEvent(**{f.name: getattr(self, f.name) for f in fields(RunEvent)})
+        event = object.__new__(RunEvent)
+        for name in _EVENT_FIELDS:
+            object.__setattr__(event, name, getattr(self, name))
+        return event
 
     def to_wire(self) -> dict[str, Any]:
         return {"id": self.id, "sequence": self.sequence, **RunEvent.to_wire(self)}
@@ -248,3 +259,11 @@ def _event_kwargs(data: object) -> dict[str, Any]:
 
 def with_identity(event: RunEvent, *, id: str, sequence: int) -> RunEventRecord:
     return RunEventRecord.of(event, id=id, sequence=sequence)
+
+
+_EVENT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(RunEvent))
+# Fields an event type must leave empty, precomputed so validation is one pass over few names.
+_FORBIDDEN: dict[RunEventType, tuple[str, ...]] = {
+    event_type: tuple(name for name in _EVENT_FIELDS if name not in _COMMON and name not in allowed)
+    for event_type, allowed in _ALLOWED.items()
+}

@@ -1,8 +1,8 @@
 """The pure reducer: fold run events into the run projection, rejecting impossible transitions."""
 
 from collections.abc import Iterable
-from dataclasses import replace
-from typing import assert_never
+from dataclasses import fields
+from typing import Any, assert_never
 
 from runlane.domain.defaults import CONTRACT_DEFAULTS
 from runlane.domain.errors import invariant_violation
@@ -76,7 +76,10 @@ def apply_run_event(run: RunRecord | None, event: RunEvent, sequence: int) -> Ru
             event_type=event.type.value,
         )
 
-    base = replace(run, event_sequence=sequence, updated_at=max(run.updated_at, event.occurred_at))
+    common: dict[str, Any] = {
+        "event_sequence": sequence,
+        "updated_at": max(run.updated_at, event.occurred_at),
+    }
     match event.type:
         case RunEventType.CREATED:
             raise invariant_violation("run.created may only start a run.", run_id=run.id)
@@ -88,20 +91,23 @@ def apply_run_event(run: RunRecord | None, event: RunEvent, sequence: int) -> Ru
                 raise invariant_violation("A delivery must target the run's queue.", run_id=run.id)
             available_at = event.delivery.available_at
             next_status = RunStatus.SCHEDULED if available_at > event.occurred_at else RunStatus.QUEUED
-            return replace(base, status=next_status, run_at=available_at)
+            return _evolve(run, common, status=next_status, run_at=available_at)
         case RunEventType.LEASE_CLAIMED:
             if status not in RUNNABLE_RUN_STATUSES:
                 raise reject()
-            return replace(base, status=RunStatus.RUNNING, attempts=run.attempts + 1, lease=event.lease)
+            return _evolve(
+                run, common, status=RunStatus.RUNNING, attempts=run.attempts + 1, lease=event.lease
+            )
         case RunEventType.SUCCEEDED:
             if status is not RunStatus.RUNNING:
                 raise reject()
-            return replace(base, status=RunStatus.SUCCEEDED, lease=None, run_at=None)
+            return _evolve(run, common, status=RunStatus.SUCCEEDED, lease=None, run_at=None)
         case RunEventType.RETRY_SCHEDULED:
             if status is not RunStatus.RUNNING:
                 raise reject()
-            return replace(
-                base,
+            return _evolve(
+                run,
+                common,
                 status=RunStatus.RETRYING,
                 failure=event.failure,
                 failures=run.failures + 1,
@@ -112,8 +118,9 @@ def apply_run_event(run: RunRecord | None, event: RunEvent, sequence: int) -> Ru
         case RunEventType.FAILED:
             if status not in LEASED_RUN_STATUSES:
                 raise reject()
-            return replace(
-                base,
+            return _evolve(
+                run,
+                common,
                 status=RunStatus.FAILED,
                 failure=event.failure,
                 failures=run.failures + 1,
@@ -123,25 +130,31 @@ def apply_run_event(run: RunRecord | None, event: RunEvent, sequence: int) -> Ru
         case RunEventType.RELEASED:
             if status is not RunStatus.RUNNING:
                 raise reject()
-            return replace(
-                base, status=RunStatus.RELEASED, releases=run.releases + 1, lease=None, run_at=event.run_at
+            return _evolve(
+                run,
+                common,
+                status=RunStatus.RELEASED,
+                releases=run.releases + 1,
+                lease=None,
+                run_at=event.run_at,
             )
         case RunEventType.CANCELLATION_REQUESTED:
             if status is not RunStatus.RUNNING:
                 raise reject()
-            return replace(base, status=RunStatus.CANCELLATION_REQUESTED)
+            return _evolve(run, common, status=RunStatus.CANCELLATION_REQUESTED)
         case RunEventType.CANCELLED:
             if status not in _CANCELLABLE_AT_ONCE and status is not RunStatus.CANCELLATION_REQUESTED:
                 raise reject()
-            return replace(base, status=RunStatus.CANCELLED, lease=None, run_at=None)
+            return _evolve(run, common, status=RunStatus.CANCELLED, lease=None, run_at=None)
         case RunEventType.LEASE_EXPIRED:
             if status is not RunStatus.RUNNING or run.lease is None:
                 raise reject()
             if run.lease.expires_at > event.occurred_at:
                 raise invariant_violation("run.lease_expired before the lease expired.", run_id=run.id)
             if event.run_at is not None:
-                return replace(
-                    base,
+                return _evolve(
+                    run,
+                    common,
                     status=RunStatus.RETRYING,
                     failure=event.failure,
                     failures=run.failures + 1,
@@ -149,8 +162,9 @@ def apply_run_event(run: RunRecord | None, event: RunEvent, sequence: int) -> Ru
                     lease=None,
                     run_at=event.run_at,
                 )
-            return replace(
-                base,
+            return _evolve(
+                run,
+                common,
                 status=RunStatus.FAILED,
                 failure=event.failure,
                 failures=run.failures + 1,
@@ -183,3 +197,15 @@ def _created(event: RunEvent) -> RunRecord:
         trace_carrier=event.trace_carrier,
         meta=event.meta,
     )
+
+
+_RUN_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(RunRecord))
+
+
+def _evolve(run: RunRecord, common: dict[str, Any], **changes: Any) -> RunRecord:
+    """``dataclasses.replace`` without its per-call introspection (the reducer's hot path)."""
+    changes.update(common)
+    record = object.__new__(RunRecord)
+    for name in _RUN_FIELDS:
+        object.__setattr__(record, name, changes[name] if name in changes else getattr(run, name))
+    return record

@@ -15,6 +15,8 @@ def utc_ms(
     value: datetime, *, field: str = "datetime", code: ErrorCode = ErrorCode.VALIDATION_FAILED
 ) -> datetime:
     """Return ``value`` in UTC truncated to milliseconds; naive datetimes are rejected."""
+    if type(value) is datetime and value.tzinfo is UTC and value.microsecond % 1000 == 0:
+        return value  # already normalised: the hot path on every event and record
     if not isinstance(value, datetime):
         raise RunlaneError(
             code, f"{field} must be a datetime, got {type(value).__name__}.", meta={"field": field}
