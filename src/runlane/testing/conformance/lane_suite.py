@@ -1,4 +1,4 @@
-"""``LaneConformance``: the executable lane contract (testing-package.md, lane items 1-5).
+"""``LaneConformance``: the executable lane contract (testing-package.md, lane items 1-6).
 
 Subclass it and provide a ``lane_factory`` fixture: a callable taking ``storage=``, ``transport=``
 and optional ``name=`` / ``operator_reads=`` / ``production_durable=`` that returns a ``Lane``
@@ -9,12 +9,19 @@ Adapters come from ``make_storage`` / ``make_transport`` (in-memory by default) 
 ``RecordingAdapter`` to observe the lifecycle order.
 """
 
+import uuid
 from typing import Any
 
 import pytest
 
 from runlane.domain.errors import RunlaneError
-from runlane.domain.vocabulary import ErrorCode
+from runlane.domain.vocabulary import (
+    DeliveryIgnoredReason,
+    DeliveryResultType,
+    ErrorCode,
+    OutboxMessageStatus,
+    RunStatus,
+)
 from runlane.infrastructure.memory import InMemoryStorage
 from runlane.ports.lane import Lane
 from runlane.testing.recording import LifecycleRecorder, RecordingAdapter, RecordingTransport
@@ -206,6 +213,55 @@ class LaneConformance:
             assert info.value.code is ErrorCode.CONFIGURATION_INVALID, repr(case)
 
     # -- 6. end-to-end through core -----------------------------------------------------------
-    # Reserved for the lead: trigger -> execute_next -> succeeded; trigger -> publish ->
-    # execute_delivery -> succeeded; a stale delivery is ignored. Add those tests here (they need
-    # the application layer), keeping the ``lane_factory`` fixture as their only input.
+
+    def e2e_runtime(self, lane_factory: Any, calls: list[str]) -> Any:
+        """A runtime on a fresh lane with one task that records its runs, in a unique environment."""
+        from runlane import Environment, create_runlane, queue, task
+
+        async def record(payload: Any, context: Any) -> None:
+            calls.append(context.run.id)
+
+        default = queue("default", default=True)
+        lane: Lane = lane_factory(storage=self.make_storage(), transport=self.make_transport())
+        return create_runlane(
+            lane=lane,
+            queues=[default],
+            tasks=[task("conformance.e2e", run=record)],
+            environment=Environment(f"lane_e2e_{uuid.uuid4().hex[:12]}"),
+        )
+
+    async def test_trigger_then_execute_next_succeeds(self, lane_factory: Any) -> None:
+        calls: list[str] = []
+        runtime = self.e2e_runtime(lane_factory, calls)
+        async with runtime:
+            created = await runtime.trigger(runtime.tasks["conformance.e2e"], {"n": 1})
+            executed = await runtime.execute_next()
+            assert executed is not None
+            assert executed.id == created.run.id
+            assert executed.status is RunStatus.SUCCEEDED
+            assert calls == [created.run.id]
+            assert await runtime.execute_next() is None
+
+    async def test_trigger_publish_then_execute_delivery_succeeds_and_stale_is_ignored(
+        self, lane_factory: Any
+    ) -> None:
+        from runlane.ports.storage_commands import ListOutboxMessages
+
+        calls: list[str] = []
+        runtime = self.e2e_runtime(lane_factory, calls)
+        async with runtime:
+            created = await runtime.trigger(runtime.tasks["conformance.e2e"], {"n": 2})
+            assert len(created.published) == 1  # eager dispatch published its one wakeup
+            rows = await runtime.lane.storage.list_outbox_messages(
+                ListOutboxMessages(environment=runtime.environment, run_id=created.run.id)
+            )
+            assert [row.status for row in rows] == [OutboxMessageStatus.PUBLISHED]
+            message = rows[0].message
+            first = await runtime.execute_delivery(message)
+            assert first.type is DeliveryResultType.EXECUTED
+            assert first.run is not None
+            assert first.run.status is RunStatus.SUCCEEDED
+            stale = await runtime.execute_delivery(message)
+            assert stale.type is DeliveryResultType.IGNORED
+            assert stale.reason is DeliveryIgnoredReason.TERMINAL
+            assert calls == [created.run.id]
