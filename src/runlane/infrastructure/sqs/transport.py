@@ -111,10 +111,29 @@ class SqsTransport:
                 _Entry(index=index, entry_id=f"entry_{len(entries)}", attempt=attempt, binding=binding)
             )
         outcomes: list[WakeupPublishOutcome | None] = [None] * len(command.attempts)
+        chunks = errors = 0
+        first_error: RunlaneError | None = None
         for queue_url, entries in by_url.items():
+            halted: RunlaneError | None = None
             for start in range(0, len(entries), self._batch_size):
                 chunk = entries[start : start + self._batch_size]
-                await self._send_chunk(queue_url, chunk, bodies, outcomes)
+                chunks += 1
+                if halted is not None:
+                    # FIFO: a later chunk must not overtake an earlier failed one in its groups.
+                    errors += 1
+                    self._fail_chunk(chunk, halted, outcomes)
+                    continue
+                try:
+                    await self._send_chunk(queue_url, chunk, bodies, outcomes)
+                except RunlaneError as exc:
+                    # Other chunks may already be in SQS: raising would mark them failed too (so
+                    # republished) and starve the chunks after this one. Only this chunk failed.
+                    errors += 1
+                    first_error = first_error or exc
+                    self._fail_chunk(chunk, exc, outcomes)
+                    halted = exc if chunk[0].binding.is_fifo else None
+        if first_error is not None and errors == chunks:
+            raise first_error  # every call failed: a whole-call error, as for a single batch
         assert all(outcome is not None for outcome in outcomes)
         return PublishWakeupsResult(outcomes=tuple(o for o in outcomes if o is not None))
 
@@ -202,6 +221,22 @@ class SqsTransport:
         if len(seen) != len(chunk):
             missing = sorted(set(by_id) - seen)
             raise invalid(f"missing entry id {missing[0]}")
+
+    def _fail_chunk(
+        self, chunk: list[_Entry], error: RunlaneError, outcomes: list[WakeupPublishOutcome | None]
+    ) -> None:
+        """Every attempt of a chunk whose ``SendMessageBatch`` call failed as a whole."""
+        occurred_at = self._clock.now()
+        for entry in chunk:
+            outcomes[entry.index] = FailedWakeupPublish(
+                error=OutboxFailureRecord(
+                    code=error.code,
+                    message=error.message,
+                    occurred_at=occurred_at,
+                    retryable=error.retryable,
+                    meta={**(error.meta or {}), "entryId": entry.entry_id},
+                )
+            )
 
     async def _queue_url(self, binding: SqsQueueBinding) -> str:
         """Resolve a queue name once; concurrent first publishes share one ``GetQueueUrl`` call."""
