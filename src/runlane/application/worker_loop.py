@@ -127,7 +127,7 @@ class WorkerHandle:
             except Exception as exc:  # storage down: back off, never crash-loop
                 failures += 1
                 ctx.log(logging.WARNING, "worker claim failed", error=type(exc).__name__, failures=failures)
-                await self._wait(min(_MAX_ERROR_BACKOFF, 0.05 * 2**failures))
+                await self._backoff(min(_MAX_ERROR_BACKOFF, 0.05 * 2**failures))
                 continue
             failures = 0
             for claim in claimed:
@@ -158,6 +158,13 @@ class WorkerHandle:
             self._ctx.log(
                 logging.ERROR, "attempt outcome not recorded", run_id=run.id, error=type(exc).__name__
             )
+
+    async def _backoff(self, seconds: float) -> None:
+        """After a failed claim only ``stop()`` ends the pause early: attempts failing during an
+        outage free their slots (and wakeups may keep arriving), which must not turn it into a hot loop.
+        """
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
     async def _wait(self, seconds: float) -> None:
         """Until a slot frees, a wakeup arrives, stop is called, or ``seconds`` pass."""

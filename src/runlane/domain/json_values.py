@@ -36,6 +36,11 @@ def ensure_json_value(
         if node is None or isinstance(node, bool):
             return node
         if isinstance(node, int):
+            if node.bit_length() > 64:
+                try:
+                    str(node)  # Python refuses to write ints over sys.get_int_max_str_digits() digits
+                except ValueError:
+                    raise fail("is an integer too large to write as JSON.", path) from None
             return int(node)
         if isinstance(node, float):
             if not math.isfinite(node):

@@ -16,6 +16,8 @@ from runlane.ports.transport import (
     PublishWakeupAttempt,
     PublishWakeups,
     TransportAdapter,
+    WakeupSource,
+    WakeupSubscription,
 )
 from runlane.testing import TransportConformance, create_controlled_clock
 
@@ -149,3 +151,61 @@ async def test_raise_on_next_publish_fails_one_whole_call() -> None:
     assert transport.published == ()
     result = await transport.publish_wakeups(PublishWakeups(attempts=(_attempt("run_1"),)))
     assert isinstance(result.outcomes[0], PublishedWakeup)
+
+
+# -- WakeupSource -------------------------------------------------------------------------------
+
+
+async def test_the_local_transport_is_a_wakeup_source() -> None:
+    assert isinstance(create_local_transport(), WakeupSource)
+
+
+async def test_listeners_run_synchronously_before_publish_returns_and_filter_by_queue() -> None:
+    transport = create_local_transport()
+    emails: list[str] = []
+    everything: list[str] = []
+    await transport.listen(("emails",), lambda message: emails.append(message.run_id))
+    await transport.listen(None, lambda message: everything.append(message.run_id))
+    other = PublishWakeupAttempt(
+        outbox_message_id="outbox_other",
+        message=DeliveryMessage(environment=Environment("local"), run_id="run_other", queue="reports"),
+    )
+    await transport.publish_wakeups(PublishWakeups(attempts=(_attempt("run_1"), other)))
+    # No await between publish and the checks: the callbacks already ran.
+    assert emails == ["run_1"]
+    assert everything == ["run_1", "run_other"]
+
+
+async def test_failed_attempts_wake_nobody_and_closed_listeners_stop() -> None:
+    transport = create_local_transport()
+    seen: list[str] = []
+    subscription = await transport.listen(None, lambda message: seen.append(message.run_id))
+    transport.fail_next(1)
+    await transport.publish_wakeups(PublishWakeups(attempts=(_attempt("run_failed"), _attempt("run_1"))))
+    await subscription.close()
+    await subscription.close()
+    await transport.publish_wakeups(PublishWakeups(attempts=(_attempt("run_2"),)))
+    assert seen == ["run_1"]
+    assert isinstance(subscription, WakeupSubscription)
+    assert subscription.closed
+
+
+async def test_a_failing_listener_does_not_fail_the_publish(caplog: pytest.LogCaptureFixture) -> None:
+    transport = create_local_transport()
+    after: list[str] = []
+
+    def broken(message: DeliveryMessage) -> None:
+        raise RuntimeError("listener bug")
+
+    await transport.listen(None, broken)
+    await transport.listen(None, lambda message: after.append(message.run_id))
+    result = await transport.publish_wakeups(PublishWakeups(attempts=(_attempt("run_1"),)))
+    assert isinstance(result.outcomes[0], PublishedWakeup)
+    assert after == ["run_1"], "later listeners still run"
+    assert "wakeup listener callback failed" in caplog.text
+
+
+async def test_listen_needs_a_callable() -> None:
+    with pytest.raises(RunlaneError) as info:
+        await create_local_transport().listen(None, "not callable")  # type: ignore[arg-type]
+    assert info.value.code is ErrorCode.CONFIGURATION_INVALID

@@ -107,13 +107,15 @@ class InMemoryStorage:
     # -- writes -------------------------------------------------------------------------------
 
     async def append_many_run_events(self, command: AppendManyRunEvents) -> AppendManyRunEventsResult:
-        """Each item is its own atomic append; conflicts are returned per item."""
-        results: list[AppendRunEventsResult | RunlaneError] = []
+        """Each item is its own atomic append, in input order; conflicts are returned per item."""
+        # Checked before anything is applied, so a malformed batch writes nothing.
         for item in command.commands:
             if item.environment != command.environment or item.transaction is not None:
                 raise invariant_violation(
                     "append_many_run_events items must share the environment, no transaction."
                 )
+        results: list[AppendRunEventsResult | RunlaneError] = []
+        for item in command.commands:
             try:
                 results.append(await self.append_run_events(item))
             except RunlaneError as exc:

@@ -2,11 +2,13 @@
 
 Every message goes through its JSON wire form before it is accepted, so a serialisation bug shows
 up in local tests instead of first on SQS. Nothing is durable: ``capabilities`` are all false.
+It is also a ``WakeupSource``: ``listen`` callbacks run synchronously inside ``publish_wakeups``.
 """
 
 import inspect
 import itertools
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -21,9 +23,12 @@ from runlane.ports.transport import (
     PublishedWakeup,
     PublishWakeups,
     PublishWakeupsResult,
+    WakeupCallback,
     WakeupPublishOutcome,
     validate_publish_command,
 )
+
+logger = logging.getLogger("runlane.local")
 
 LOCAL_TRANSPORT_CAPABILITIES = TransportCapabilities(
     durable_delivery=False,
@@ -46,6 +51,22 @@ def round_trip_wire(message: DeliveryMessage) -> DeliveryMessage:
             meta={"run_id": message.run_id, "wire": body[:500]},
         )
     return parsed
+
+
+class LocalWakeupSubscription:
+    """A ``listen`` registration; ``close()`` unsubscribes (idempotent)."""
+
+    def __init__(self, unsubscribe: Callable[[], None]) -> None:
+        self._unsubscribe: Callable[[], None] | None = unsubscribe
+
+    @property
+    def closed(self) -> bool:
+        return self._unsubscribe is None
+
+    async def close(self) -> None:
+        unsubscribe, self._unsubscribe = self._unsubscribe, None
+        if unsubscribe is not None:
+            unsubscribe()
 
 
 @dataclass(slots=True)
@@ -98,6 +119,28 @@ class InMemoryTransport:
                 self._subscribers.remove(callback)
 
         return unsubscribe
+
+    async def listen(
+        self, queues: tuple[str, ...] | None, on_wakeup: WakeupCallback
+    ) -> LocalWakeupSubscription:
+        """``WakeupSource``: call ``on_wakeup`` for each accepted wakeup of ``queues`` (all if ``None``).
+
+        The callback runs synchronously at publish time, after the outcomes are decided; an
+        exception from it is logged and does not fail the publish (a wakeup is only a hint).
+        """
+        if not callable(on_wakeup):
+            raise RunlaneError(ErrorCode.CONFIGURATION_INVALID, "on_wakeup must be callable.")
+        wanted = None if queues is None else frozenset(queues)
+
+        def deliver(message: DeliveryMessage) -> None:
+            if wanted is not None and message.queue not in wanted:
+                return
+            try:
+                on_wakeup(message)
+            except Exception:
+                logger.exception("wakeup listener callback failed")
+
+        return LocalWakeupSubscription(self.subscribe(deliver))
 
     def fail_next(self, count: int, *, retryable: bool = True) -> None:
         """Answer the next ``count`` attempts with ``transport_unavailable`` failures (for tests)."""

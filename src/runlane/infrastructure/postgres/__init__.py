@@ -2,6 +2,7 @@
 
 ``postgres_storage(connection_string=..., schema=None)`` builds the adapter; the schema must be
 migrated first (``get_postgres_storage_migration_sql`` / ``apply_postgres_storage_migrations``).
+``postgres_notify_transport(...)`` is the matching LISTEN/NOTIFY wakeup transport.
 See docs/postgres.md.
 """
 
@@ -12,6 +13,12 @@ from runlane.infrastructure.postgres.migrations import (
     get_postgres_storage_grant_sql,
     get_postgres_storage_migration_sql,
 )
+from runlane.infrastructure.postgres.notify_listener import PostgresWakeupSubscription
+from runlane.infrastructure.postgres.notify_transport import (
+    POSTGRES_NOTIFY_CAPABILITIES,
+    PostgresNotifyTransport,
+    postgres_notify_transport,
+)
 from runlane.infrastructure.postgres.storage import (
     POSTGRES_STORAGE_CAPABILITIES,
     PostgresStorage,
@@ -21,10 +28,14 @@ from runlane.infrastructure.postgres.storage import (
 __all__ = [
     "LATEST_VERSION",
     "MIGRATIONS",
+    "POSTGRES_NOTIFY_CAPABILITIES",
     "POSTGRES_STORAGE_CAPABILITIES",
+    "PostgresNotifyTransport",
     "PostgresStorage",
+    "PostgresWakeupSubscription",
     "apply_postgres_storage_migrations",
     "get_postgres_storage_grant_sql",
     "get_postgres_storage_migration_sql",
+    "postgres_notify_transport",
     "postgres_storage",
 ]

@@ -6,10 +6,11 @@ claimers split the due runs between them and never wait for each other. Core's `
 A bounded queue's candidate passes a correlated occupancy pre-filter in SQL, then the exact check
 under its partition lock (see ``capacity``). When locked candidates are skipped (full or busy
 partition, ``plan`` returned ``None``) the scan continues after the last one, for a bounded number
-of rounds, so skipped runs do not shrink the batch.
+of rounds, so skipped runs do not shrink the batch; later rounds leave out the partitions already
+found full or busy, so a claim does not lock (and hide from other claimers) runs it cannot take.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from runlane.domain.errors import validation_failed
 from runlane.domain.run_record import RunRecord
 from runlane.domain.timestamps import add_ms
 from runlane.domain.vocabulary import RUNNABLE_RUN_STATUSES
+from runlane.infrastructure.postgres.bulk import update_locked_runs
 from runlane.infrastructure.postgres.capacity import (
     Partition,
     holds_live_reservation,
@@ -31,7 +33,7 @@ from runlane.infrastructure.postgres.capacity import (
 )
 from runlane.infrastructure.postgres.rows import run_from_record
 from runlane.infrastructure.postgres.schema import RUNNABLE_STATUS_VALUES, StorageTables
-from runlane.infrastructure.postgres.writes import StagedWrite, stage_plan, update_locked_runs, write_children
+from runlane.infrastructure.postgres.writes import StagedWrite, stage_plan
 from runlane.ports.storage_commands import (
     ClaimDueRuns,
     ClaimedRun,
@@ -94,6 +96,24 @@ def claim_filters(
     return filters
 
 
+def outside_partitions(
+    t: StorageTables, partitions: Iterable[Partition], *, unless: sa.ColumnElement[bool] | None = None
+) -> list[sa.ColumnElement[bool]]:
+    """Leave out runs of ``partitions`` (except those matching ``unless``) in later scan rounds.
+
+    A claim that found a partition full or busy gains nothing from locking more of its runs: they
+    would be skipped again, cost a round each, and stay locked (so other claimers skip them too)
+    until the claim commits. The pre-filter cannot see this claim's own uncommitted leases.
+    """
+    r = t.runs
+    filters: list[sa.ColumnElement[bool]] = []
+    for _, queue, key in partitions:
+        same_key = r.c.concurrency_key.is_(None) if key is None else r.c.concurrency_key == key
+        excluded = sa.and_(r.c.queue == queue, same_key)
+        filters.append(sa.not_(excluded if unless is None else sa.and_(excluded, sa.not_(unless))))
+    return filters
+
+
 async def _lock_candidates(
     conn: AsyncConnection,
     t: StorageTables,
@@ -114,8 +134,8 @@ async def _lock_candidates(
 async def _write(
     conn: AsyncConnection, t: StorageTables, staged: list[StagedWrite]
 ) -> tuple[ClaimedRun, ...]:
+    # One statement: the run rows, their events, outbox rows and ended reservations (see bulk).
     await update_locked_runs(conn, t, staged)
-    await write_children(conn, t, staged)
     return tuple(ClaimedRun(run=item.new, events=item.records) for item in staged)
 
 
@@ -132,12 +152,14 @@ async def claim_due_runs(
     }
     filters = claim_filters(t, now, queues, bounded)
     used: dict[Partition, int | None] = {}  # None: another claimer holds the partition
+    closed: set[Partition] = set()  # full or busy: later rounds leave them out
     staged: list[StagedWrite] = []
     after: tuple[datetime, str] | None = None
     for _ in range(MAX_SCAN_ROUNDS):
         wanted = limit - len(staged)
+        round_filters = [*filters, *outside_partitions(t, closed, unless=holds_live_reservation(t, now))]
         runs = await _lock_candidates(
-            conn, t, environment=env, now=now, limit=wanted, after=after, filters=filters
+            conn, t, environment=env, now=now, limit=wanted, after=after, filters=round_filters
         )
         reserved = await live_reservations(
             conn, t, env, [run.id for run in runs if run.queue in bounded], now
@@ -152,13 +174,16 @@ async def claim_due_runs(
                     used[partition] = await occupancy(conn, t, partition, now) if locked else None
                 taken = used[partition]
                 if taken is None or taken >= queue_limit:
+                    closed.add(partition)
                     continue
             plan = command.plan(run)
             if plan is None:
                 continue
             item = stage_plan(command.environment, run, plan, now)
             if needs_slot and item.takes_lease:
-                used[partition] = (used[partition] or 0) + 1
+                used[partition] = taken = (used[partition] or 0) + 1
+                if queue_limit is not None and taken >= queue_limit:
+                    closed.add(partition)
             staged.append(item)
             if len(staged) >= limit:
                 break
@@ -186,13 +211,20 @@ async def reserve_dispatch(
         occupancy_expression(t, now) < capacity,
     ]
     free: dict[Partition, int | None] = {}
+    closed: set[Partition] = set()  # full or busy: later rounds leave them out
     staged: list[StagedWrite] = []
     reservations: list[dict[str, object]] = []
     after: tuple[datetime, str] | None = None
     for _ in range(MAX_SCAN_ROUNDS):
         wanted = limit - len(staged)
         runs = await _lock_candidates(
-            conn, t, environment=env, now=now, limit=wanted, after=after, filters=filters
+            conn,
+            t,
+            environment=env,
+            now=now,
+            limit=wanted,
+            after=after,
+            filters=[*filters, *outside_partitions(t, closed)],
         )
         for run in runs:
             partition = (env, run.queue, run.concurrency_key)
@@ -201,6 +233,7 @@ async def reserve_dispatch(
                 free[partition] = capacity - await occupancy(conn, t, partition, now) if locked else None
             slots = free[partition]
             if slots is None or slots <= 0:
+                closed.add(partition)
                 continue
             plan = command.plan(run)
             if plan is None:
@@ -218,6 +251,8 @@ async def reserve_dispatch(
                     }
                 )
                 free[partition] = slots - 1
+                if slots == 1:
+                    closed.add(partition)
             staged.append(item)
             if len(staged) >= limit:
                 break

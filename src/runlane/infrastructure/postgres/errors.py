@@ -5,6 +5,9 @@
 * lost connections, timeouts, deadlocks, serialization failures, a server shutting down or full:
   ``internal_error`` with ``retryable=True`` and ``meta.reason`` (``storage_unavailable`` or
   ``storage_transient``); the runtime has no storage-specific code, and these are worth retrying;
+* a value the server cannot hold (NUL in text, a lone surrogate, an index row over the size limit,
+  any other data exception): ``validation_failed`` with ``meta.reason="value_unstorable"`` (nothing
+  was written; retrying the same command cannot succeed);
 * a missing schema, table or column, or missing privileges: ``configuration_invalid``;
 * anything else: ``internal_error`` (not retryable).
 """
@@ -32,6 +35,8 @@ _CONFLICT_BY_CONSTRAINT = {
 }
 _UNAVAILABLE_PREFIXES = ("08", "53", "57P")  # connection exceptions, resources, operator intervention
 _TRANSIENT_STATES = frozenset({"40001", "40P01", "55P03", "57014", "25006"})
+# 54000 program_limit_exceeded: e.g. "index row requires 10024 bytes, maximum size is 8191".
+_UNSTORABLE_STATES = frozenset({"54000"})
 _CONFIGURATION_STATES = frozenset({"3F000", "42P01", "42703", "42501", "3D000", "28000", "28P01"})
 
 
@@ -51,6 +56,13 @@ def translate_error(error: BaseException, *, operation: str) -> RunlaneError:
     """The ``RunlaneError`` for a SQLAlchemy/psycopg error raised while running ``operation``."""
     if isinstance(error, RunlaneError):
         return error
+    if isinstance(error, UnicodeEncodeError):
+        return RunlaneError(
+            ErrorCode.VALIDATION_FAILED,
+            f"Postgres storage cannot store a value during {operation}: it is not valid UTF-8 "
+            "(a lone surrogate).",
+            meta={"operation": operation, "reason": "value_unstorable"},
+        )
     state = _sqlstate(error)
     detail = driver_detail(error)
     meta: dict[str, Any] = {"operation": operation}
@@ -61,6 +73,15 @@ def translate_error(error: BaseException, *, operation: str) -> RunlaneError:
         kind = _CONFLICT_BY_CONSTRAINT.get(constraint or "", StorageConflictKind.SEQUENCE)
         meta["constraint"] = constraint
         return storage_conflict(kind, f"Postgres storage conflict during {operation}: {detail}", meta)
+    if isinstance(error, sa_exc.DataError) or state in _UNSTORABLE_STATES:
+        # Client-side (NUL in a text parameter) or class 22 / 54000 on the server: the value itself.
+        meta["reason"] = "value_unstorable"
+        return RunlaneError(
+            ErrorCode.VALIDATION_FAILED,
+            f"Postgres storage cannot store a value during {operation}: {detail}",
+            meta=meta,
+            cause=error,
+        )
     if state in _CONFIGURATION_STATES:
         return RunlaneError(
             ErrorCode.CONFIGURATION_INVALID,

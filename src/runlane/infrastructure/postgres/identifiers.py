@@ -12,13 +12,20 @@ def validate_identifier(name: object, what: str = "schema") -> str:
 
     Quotes, semicolons, dollar and percent signs are allowed because every use quotes the name;
     what is refused is what quoting cannot make safe or unambiguous: empty names, control characters
-    (NUL cannot be sent at all), names over 63 bytes, and the reserved ``pg_`` prefix.
+    (NUL cannot be sent at all), lone surrogates (not encodable), names over 63 bytes, and the
+    reserved ``pg_`` prefix.
     """
     if not isinstance(name, str) or not name:
         raise configuration_invalid(f"Postgres {what} must be a non-empty string.", field=what)
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
         raise configuration_invalid(f"Postgres {what} must not contain control characters.", field=what)
-    if len(name.encode("utf-8")) > MAX_IDENTIFIER_BYTES:
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise configuration_invalid(
+            f"Postgres {what} must be valid UTF-8 (no lone surrogates).", field=what
+        ) from None
+    if size > MAX_IDENTIFIER_BYTES:
         raise configuration_invalid(
             f"Postgres {what} {name[:80]!r} is longer than {MAX_IDENTIFIER_BYTES} bytes.", field=what
         )

@@ -21,11 +21,12 @@ from runlane.domain.vocabulary import (
     ScheduleOccurrenceStatus,
     StorageConflictKind,
 )
+from runlane.infrastructure.postgres.bulk import write_children
 from runlane.infrastructure.postgres.capacity import live_reservations, lock_partition, occupancy
 from runlane.infrastructure.postgres.ownership import OwnerKey, take_idempotency_key, take_singleton_key
 from runlane.infrastructure.postgres.rows import run_from_record, run_values
 from runlane.infrastructure.postgres.schema import StorageTables
-from runlane.infrastructure.postgres.writes import StagedWrite, stage, write_children
+from runlane.infrastructure.postgres.writes import StagedWrite, stage
 from runlane.ports.storage_commands import AppendRunEvents, AppendRunEventsResult, HeartbeatRunLease
 
 

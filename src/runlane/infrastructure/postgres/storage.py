@@ -22,12 +22,16 @@ from sqlalchemy import select
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from runlane.domain.errors import RunlaneError, configuration_invalid, invariant_violation, validation_failed
+from runlane.domain.errors import RunlaneError, configuration_invalid, validation_failed
 from runlane.domain.pages import Page
 from runlane.domain.run_events import RunEventRecord
 from runlane.domain.run_record import RunRecord
 from runlane.domain.vocabulary import ErrorCode
-from runlane.infrastructure.postgres import claims, outbox, ownership, pruning, reads, runs
+from runlane.infrastructure.postgres import batch_appends, claims, outbox, ownership, pruning, reads, runs
+from runlane.infrastructure.postgres.commit_durability import (
+    apply_synchronous_commit,
+    check_synchronous_commit,
+)
 from runlane.infrastructure.postgres.connection import ResolvedConnection, resolve_connection
 from runlane.infrastructure.postgres.errors import MIGRATION_HINT, driver_detail, translate_error
 from runlane.infrastructure.postgres.identifiers import quote_identifier
@@ -72,7 +76,8 @@ POSTGRES_STORAGE_CAPABILITIES = StorageCapabilities(
     reads_run_history=True,
 )
 
-_DB_ERRORS = (sa_exc.SQLAlchemyError, psycopg.Error, OSError)
+# UnicodeEncodeError: psycopg cannot encode a lone surrogate in a text parameter (e.g. a run id).
+_DB_ERRORS = (sa_exc.SQLAlchemyError, psycopg.Error, OSError, UnicodeEncodeError)
 
 
 class PostgresStorage:
@@ -93,12 +98,14 @@ class PostgresStorage:
         connect_timeout: float = 10.0,
         application_name: str = "runlane",
         connect_args: Mapping[str, Any] | None = None,
+        synchronous_commit: str | None = None,
     ) -> None:
         if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
             raise configuration_invalid("pool_size must be a positive integer.", field="pool_size")
         if isinstance(max_overflow, bool) or not isinstance(max_overflow, int) or max_overflow < 0:
             raise configuration_invalid("max_overflow must be a non-negative integer.", field="max_overflow")
         self._connection = connection
+        self._synchronous_commit = check_synchronous_commit(synchronous_commit)
         self._tables = build_tables(connection.schema)
         self._engine_options: dict[str, Any] = {
             "pool_size": pool_size,
@@ -141,6 +148,8 @@ class PostgresStorage:
         if self._engine is not None:
             return
         engine = create_async_engine(self._connection.url, **self._engine_options)
+        if self._synchronous_commit is not None:
+            apply_synchronous_commit(engine, self._synchronous_commit)
         try:
             await self._probe(engine)
         except BaseException:
@@ -221,20 +230,12 @@ class PostgresStorage:
             return AppendRunEventsResult(run=converged.owner, returned_existing=True)
 
     async def append_many_run_events(self, command: AppendManyRunEvents) -> AppendManyRunEventsResult:
-        """Each item is its own atomic append; conflicts are returned per item."""
-        results: list[AppendRunEventsResult | RunlaneError] = []
-        for item in command.commands:
-            if item.environment != command.environment or item.transaction is not None:
-                raise invariant_violation(
-                    "append_many_run_events items must share the environment, no transaction."
-                )
-            try:
-                results.append(await self.append_run_events(item))
-            except RunlaneError as exc:
-                if exc.code is not ErrorCode.STORAGE_CONFLICT:
-                    raise
-                results.append(exc)
-        return AppendManyRunEventsResult(results=tuple(results))
+        """One transaction, set-based where possible; conflicts are returned per item (``batch_appends``)."""
+        if not command.commands:
+            return AppendManyRunEventsResult(results=())
+        async with self._transaction("append_many_run_events") as conn:
+            results = await batch_appends.append_many_run_events(conn, self._tables, command)
+        return AppendManyRunEventsResult(results=results)
 
     async def claim_due_runs(self, command: ClaimDueRuns) -> tuple[ClaimedRun, ...]:
         async with self._transaction("claim_due_runs") as conn:
@@ -313,12 +314,17 @@ def postgres_storage(
     connect_timeout: float = 10.0,
     application_name: str = "runlane",
     connect_args: Mapping[str, Any] | None = None,
+    synchronous_commit: str | None = None,
 ) -> PostgresStorage:
     """Postgres storage for ``connection_string`` (``postgresql://`` or ``postgresql+psycopg://``).
 
     The schema is ``schema``, else the URL's ``?schema=`` parameter (removed from the URL), else
     ``public``. Nothing connects until ``start()``, which probes the migrated tables; nothing is
     migrated automatically (see ``get_postgres_storage_migration_sql``).
+
+    ``synchronous_commit`` (``None``: the server's setting) is set on every pooled connection;
+    ``"off"`` trades the last few hundred milliseconds of acknowledged commits on a server crash
+    for commit throughput (docs/postgres.md, "Tuning"). Only an explicit choice turns it off.
     """
     return PostgresStorage(
         connection=resolve_connection(connection_string, schema),
@@ -330,4 +336,5 @@ def postgres_storage(
         connect_timeout=connect_timeout,
         application_name=application_name,
         connect_args=connect_args,
+        synchronous_commit=synchronous_commit,
     )

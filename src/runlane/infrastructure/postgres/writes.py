@@ -1,8 +1,8 @@
 """Staging and writing one run's change: validated events, projection, outbox rows.
 
-Every write path (append, due-run claims, dispatch reservations) stages its change here first,
-so all of them check the same invariants and derive outbox rows the same way, then writes the
-staged batch with one statement per table.
+Every write path (append, batched appends, due-run claims, dispatch reservations) stages its
+change here first, so all of them check the same invariants and derive outbox rows the same way;
+``bulk`` then writes the staged batch with set-based statements.
 """
 
 from collections.abc import Sequence
@@ -10,17 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from runlane.domain.errors import invariant_violation
 from runlane.domain.ids import new_event_id
 from runlane.domain.run_events import RunEvent, RunEventRecord
 from runlane.domain.run_record import RunRecord
 from runlane.domain.values import Environment
-from runlane.domain.vocabulary import LEASED_RUN_STATUSES, RUNNABLE_RUN_STATUSES, RunEventType
-from runlane.infrastructure.postgres.rows import event_values, outbox_values, run_values
-from runlane.infrastructure.postgres.schema import StorageTables
+from runlane.domain.vocabulary import LEASED_RUN_STATUSES, RunEventType
+from runlane.infrastructure.postgres.rows import outbox_values
 from runlane.ports.storage_commands import AppendPlan
 
 
@@ -114,45 +110,3 @@ def stage_plan(environment: Environment, old: RunRecord, plan: object, now: date
         run=plan.run,
         now=now,
     )
-
-
-async def write_children(conn: AsyncConnection, t: StorageTables, staged: Sequence[StagedWrite]) -> None:
-    """Insert the events and outbox rows of ``staged`` and end reservations of runs that left runnable."""
-    events = [event_values(record) for item in staged for record in item.records]
-    if events:
-        await conn.execute(sa.insert(t.run_events), events)
-    outbox = [row for item in staged for row in item.outbox_rows]
-    if outbox:
-        await conn.execute(sa.insert(t.outbox_messages), outbox)
-    ended = [
-        item.new.id for item in staged if not item.is_create and item.new.status not in RUNNABLE_RUN_STATUSES
-    ]
-    if ended:
-        r = t.queue_reservations
-        env = staged[0].environment.name
-        await conn.execute(sa.delete(r).where(r.c.environment == env, r.c.run_id.in_(ended)))
-
-
-async def update_locked_runs(conn: AsyncConnection, t: StorageTables, staged: Sequence[StagedWrite]) -> None:
-    """Write projections of runs this transaction already holds locked (claims and reservations)."""
-    if not staged:
-        return
-    r = t.runs
-    stmt = sa.update(r).where(
-        r.c.environment == sa.bindparam("w_environment"),
-        r.c.id == sa.bindparam("w_id"),
-        r.c.event_sequence == sa.bindparam("w_expected"),
-    )
-    params = []
-    for item in staged:
-        values = run_values(item.new)
-        del values["environment"], values["id"]
-        params.append(
-            {
-                **values,
-                "w_environment": item.environment.name,
-                "w_id": item.new.id,
-                "w_expected": item.expected_sequence,
-            }
-        )
-    await conn.execute(stmt, params)

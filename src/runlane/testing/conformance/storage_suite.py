@@ -22,6 +22,7 @@ import pytest
 from runlane.domain.values import Environment
 from runlane.ports.storage import StorageAdapter
 from runlane.testing.clocks import ControlledClock
+from runlane.testing.conformance.storage_batches import StorageBatchTests
 from runlane.testing.conformance.storage_kit import StorageKit, unique_environment
 from runlane.testing.conformance.storage_leases import StorageLeaseTests
 from runlane.testing.conformance.storage_outbox import StorageOutboxTests
@@ -33,6 +34,7 @@ from runlane.testing.conformance.storage_writes import StorageWriteTests
 
 class StorageConformance(
     StorageWriteTests,
+    StorageBatchTests,
     StorageOwnershipTests,
     StorageOutboxTests,
     StorageLeaseTests,

@@ -5,9 +5,17 @@ hooks unlock more scenarios; a transport that cannot support them skips those te
 
 * ``inject_failures(transport, count, retryable)`` makes the next ``count`` attempts fail;
 * ``received_wire_messages(transport)`` returns the JSON-ready wakeups the provider received.
+
+A transport that also implements the optional ``WakeupSource`` (``listen``) is checked for it:
+a published wakeup reaches a listener of its queue within ``wakeup_wait_seconds``, a listener of
+every queue (``queues=None``) gets every wakeup, and a closed listener gets nothing more.
 """
 
+import asyncio
 import dataclasses
+import time
+import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +33,7 @@ from runlane.ports.transport import (
     PublishWakeups,
     PublishWakeupsResult,
     TransportAdapter,
+    WakeupSource,
     validate_publish_result,
 )
 
@@ -36,7 +45,34 @@ def _is_aware(value: object) -> bool:
     return isinstance(value, datetime) and value.tzinfo is not None and value.utcoffset() is not None
 
 
+class WakeupInbox:
+    """A ``listen`` callback that records what it got and lets a test wait for it (bounded)."""
+
+    def __init__(self) -> None:
+        self.messages: list[DeliveryMessage] = []
+        self._arrived = asyncio.Event()
+
+    def __call__(self, message: DeliveryMessage) -> None:
+        self.messages.append(message)
+        self._arrived.set()
+
+    async def wait_for(self, done: Callable[[list[DeliveryMessage]], bool], seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while not done(self.messages):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), timeout=min(remaining, 0.5))
+            except TimeoutError:
+                continue
+        return True
+
+
 class TransportConformance:
+    wakeup_wait_seconds = 10.0
+
     # -- hooks --------------------------------------------------------------------------------
 
     def inject_failures(self, transport: Any, count: int, *, retryable: bool) -> bool:
@@ -177,3 +213,66 @@ class TransportConformance:
             assert {"environment", "queue", "runId"} <= set(wire)
         parsed = [DeliveryMessage.from_wire(wire) for wire in mine[-3:]]
         assert parsed == [attempt.message for attempt in sent]
+
+    # -- 6. optional wakeup listeners (WakeupSource) -------------------------------------------
+
+    def other_queue_name(self, transport: TransportAdapter) -> str | None:
+        """A second queue to publish to, or ``None`` when the transport is bound to one queue."""
+        queues = transport.queues
+        if queues is None:
+            return "conformance_other"
+        return queues[1].name if len(queues) > 1 else None
+
+    def wakeup(self, queue: str, **message: Any) -> PublishWakeupAttempt:
+        token = uuid.uuid4().hex
+        return PublishWakeupAttempt(
+            outbox_message_id=f"outbox_listen_{token}",
+            message=DeliveryMessage(
+                environment=Environment("conformance"), run_id=f"run_listen_{token}", queue=queue, **message
+            ),
+        )
+
+    def wakeup_source(self, transport: TransportAdapter) -> WakeupSource:
+        if not isinstance(transport, WakeupSource):
+            pytest.skip("this transport has no wakeup listeners (WakeupSource is optional)")
+        return transport
+
+    async def test_listeners_receive_the_wakeups_of_their_queues(self, transport: TransportAdapter) -> None:
+        source = self.wakeup_source(transport)
+        queue, other = self.queue_name(transport), self.other_queue_name(transport)
+        mine, everything = WakeupInbox(), WakeupInbox()
+        subscriptions = [await source.listen((queue,), mine), await source.listen(None, everything)]
+        try:
+            elsewhere = [] if other is None else [self.wakeup(other)]
+            if elsewhere:
+                await self.publish(transport, tuple(elsewhere))
+            sent = self.wakeup(queue, requested_at=REQUESTED_AT, trace_carrier={"traceparent": "00-a-b-01"})
+            await self.publish(transport, (sent,))
+            wanted = [attempt.message for attempt in (*elsewhere, sent)]
+            assert await mine.wait_for(lambda got: sent.message in got, self.wakeup_wait_seconds), (
+                "a listener of the queue did not get its wakeup"
+            )
+            assert await everything.wait_for(
+                lambda got: all(message in got for message in wanted), self.wakeup_wait_seconds
+            ), "a listener of every queue did not get every wakeup"
+            assert all(message.queue == queue for message in mine.messages)
+            assert mine.messages.count(sent.message) == 1
+        finally:
+            for subscription in subscriptions:
+                await subscription.close()
+
+    async def test_a_closed_listener_gets_nothing_more(self, transport: TransportAdapter) -> None:
+        source = self.wakeup_source(transport)
+        queue = self.queue_name(transport)
+        closed, control = WakeupInbox(), WakeupInbox()
+        subscription = await source.listen((queue,), closed)
+        watcher = await source.listen((queue,), control)
+        try:
+            await subscription.close()
+            await subscription.close()  # closing twice is harmless
+            sent = self.wakeup(queue)
+            await self.publish(transport, (sent,))
+            assert await control.wait_for(lambda got: sent.message in got, self.wakeup_wait_seconds)
+            assert closed.messages == []
+        finally:
+            await watcher.close()

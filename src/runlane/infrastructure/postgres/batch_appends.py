@@ -1,0 +1,161 @@
+"""``append_many_run_events``: many independent compare-and-appends in one transaction.
+
+Items apply as if one after another, in input order, but cost one statement per *segment* instead
+of several per item. A segment is a maximal stretch of consecutive "plain" items on distinct runs:
+appends to an existing run without a capacity check, and creates without idempotency or singleton
+keys or a schedule occurrence. Plain items on distinct runs cannot affect each other, so a segment
+is written by ``bulk.write_staged`` at once (one statement for its creates, one for its appends),
+and whoever lost its compare-and-set gets a ``sequence`` conflict with nothing written for it.
+
+Every other item (keys, occurrence, capacity) runs the single-append code inside its own
+``SAVEPOINT``: its conflict rolls back only that savepoint, and the batch goes on. A run that
+appears twice ends the segment, so the second item sees the first one's write, as it would have
+if the appends had been separate calls.
+
+Only ``storage_conflict`` is returned per item. Any other error (an invalid item, a lost
+connection) raises for the whole call, and since everything is one transaction nothing is written.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import psycopg
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from runlane.domain.errors import RunlaneError, invariant_violation
+from runlane.domain.vocabulary import ErrorCode, RunEventType
+from runlane.infrastructure.postgres import runs
+from runlane.infrastructure.postgres.bulk import RunWrite, current_sequences, write_staged
+from runlane.infrastructure.postgres.errors import translate_error
+from runlane.infrastructure.postgres.schema import StorageTables
+from runlane.infrastructure.postgres.writes import StagedWrite, stage
+from runlane.ports.storage_commands import (
+    AppendManyRunEvents,
+    AppendRunEvents,
+    AppendRunEventsResult,
+)
+
+Outcome = AppendRunEventsResult | RunlaneError
+# What the driver may raise (as in ``storage``); translated so a unique violation is a conflict.
+DRIVER_ERRORS = (sa_exc.SQLAlchemyError, psycopg.Error, OSError, UnicodeEncodeError)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plain:
+    index: int
+    staged: StagedWrite
+
+
+def _stage(command: AppendRunEvents) -> StagedWrite:
+    return stage(
+        command.environment,
+        run_id=command.run_id,
+        old=None,
+        expected_sequence=command.expected_sequence,
+        events=command.events,
+        run=command.run,
+        now=command.now,
+    )
+
+
+def _plain(command: AppendRunEvents) -> StagedWrite | None:
+    """The staged write when ``command`` can go set-based, ``None`` when it needs the full path.
+
+    Every item is staged (validated) here, before anything is written.
+    """
+    staged = _stage(command)
+    if staged.is_create:
+        created = command.events[0]
+        if created.type is not RunEventType.CREATED:
+            raise invariant_violation("A new run's first event must be run.created.", run_id=command.run_id)
+        if (
+            created.idempotency_key is not None
+            or created.singleton_key is not None
+            or command.schedule_occurrence is not None
+        ):
+            return None
+    if command.concurrency_limit is not None and staged.takes_lease:
+        return None
+    return staged
+
+
+def _check(command: AppendManyRunEvents) -> None:
+    for item in command.commands:
+        if (
+            not isinstance(item, AppendRunEvents)
+            or item.environment != command.environment
+            or item.transaction is not None
+        ):
+            raise invariant_violation(
+                "append_many_run_events items must be AppendRunEvents of the batch's environment "
+                "without a transaction."
+            )
+
+
+async def _write_segment(
+    conn: AsyncConnection, t: StorageTables, segment: Sequence[_Plain], results: list[Outcome | None]
+) -> None:
+    if not segment:
+        return
+    # Sorted by id: concurrent batches lock shared runs in the same order.
+    creates = sorted((p for p in segment if p.staged.is_create), key=lambda p: p.staged.new.id)
+    updates = sorted((p for p in segment if not p.staged.is_create), key=lambda p: p.staged.new.id)
+    won = await write_staged(conn, t, [p.staged for p in creates], RunWrite.CREATE)
+    won |= await write_staged(conn, t, [p.staged for p in updates], RunWrite.UPDATE)
+    lost = [p.staged.new.id for p in segment if p.staged.new.id not in won]
+    actual = await current_sequences(conn, t, segment[0].staged.environment.name, lost)
+    for p in segment:
+        item = p.staged
+        if item.new.id not in won:
+            results[p.index] = runs.sequence_conflict(
+                item.new.id, item.expected_sequence, actual.get(item.new.id)
+            )
+        else:
+            results[p.index] = AppendRunEventsResult(
+                run=item.new, events=item.records, outbox_message_ids=item.outbox_message_ids
+            )
+
+
+async def _append_alone(conn: AsyncConnection, t: StorageTables, command: AppendRunEvents) -> Outcome:
+    """The single-append path inside a savepoint: a conflict undoes this item only."""
+    try:
+        async with conn.begin_nested():
+            return await runs.append_run_events(conn, t, command)
+    except runs.ConvergedOnOwner as converged:
+        return AppendRunEventsResult(run=converged.owner, returned_existing=True)
+    except RunlaneError as exc:
+        if exc.code is ErrorCode.STORAGE_CONFLICT:
+            return exc
+        raise
+    except DRIVER_ERRORS as exc:
+        error = translate_error(exc, operation="append_many_run_events")
+        if error.code is ErrorCode.STORAGE_CONFLICT:
+            return error
+        raise
+
+
+async def append_many_run_events(
+    conn: AsyncConnection, t: StorageTables, command: AppendManyRunEvents
+) -> tuple[Outcome, ...]:
+    _check(command)
+    # Stage everything first: an invalid item fails the call before anything is written.
+    plans = [_plain(item) for item in command.commands]
+    results: list[Outcome | None] = [None] * len(plans)
+    segment: list[_Plain] = []
+    in_segment: set[str] = set()
+    for index, (item, staged) in enumerate(zip(command.commands, plans, strict=True)):
+        if staged is not None and item.run_id not in in_segment:
+            segment.append(_Plain(index, staged))
+            in_segment.add(item.run_id)
+            continue
+        await _write_segment(conn, t, segment, results)
+        segment, in_segment = [], set()
+        if staged is not None:
+            segment.append(_Plain(index, staged))
+            in_segment.add(item.run_id)
+        else:
+            results[index] = await _append_alone(conn, t, item)
+    await _write_segment(conn, t, segment, results)
+    assert all(result is not None for result in results)
+    return tuple(result for result in results if result is not None)

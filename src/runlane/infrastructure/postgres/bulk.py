@@ -1,0 +1,346 @@
+"""Set-based writes of many staged runs: one statement per batch, whatever the batch size.
+
+Rows travel as one array per column (``unnest(CAST(:ids AS text[]), CAST(:seqs AS int[]), ...)``,
+each an array literal encoded by ``array_literals``), so the SQL text never depends on how many
+runs a batch holds: SQLAlchemy compiles each statement once per schema and psycopg prepares it on
+the server after a few executions (``prepare_threshold``). A per-row ``VALUES`` list or an
+expanding ``IN`` would give every batch size its own text, cache entry and prepared statement.
+
+``write_staged`` is a single statement of data-modifying CTEs: the head writes the run rows
+(a compare-and-set ``UPDATE``, after locking the batch's rows in id order, or an
+``INSERT ... ON CONFLICT DO NOTHING``) and returns the ids it won; the events, the derived outbox
+rows and the ended reservations are joined to those ids, so a run that lost its compare-and-set
+gets nothing written, in the same round trip."""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from functools import lru_cache
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.types import TypeEngine
+
+from runlane.domain.errors import invariant_violation
+from runlane.domain.vocabulary import RUNNABLE_RUN_STATUSES
+from runlane.infrastructure.postgres.array_literals import array_literal
+from runlane.infrastructure.postgres.rows import event_values, run_values
+from runlane.infrastructure.postgres.schema import (
+    RUNNABLE_STATUS_VALUES,
+    ExactJson,
+    StorageTables,
+    build_tables,
+    dumps_json,
+)
+from runlane.infrastructure.postgres.writes import StagedWrite
+
+RUN_COLUMNS = (
+    "environment",
+    "id",
+    "task_id",
+    "queue",
+    "status",
+    "event_sequence",
+    "created_at",
+    "updated_at",
+    "run_at",
+    "available_at",
+    "idempotency_key",
+    "singleton_key",
+    "concurrency_key",
+    "lease_worker_id",
+    "lease_expires_at",
+    "record",
+)
+_UPDATED_RUN_COLUMNS = tuple(name for name in RUN_COLUMNS if name not in ("environment", "id"))
+EVENT_COLUMNS = ("id", "environment", "run_id", "sequence", "type", "occurred_at", "event")
+OUTBOX_COLUMNS = (
+    "id",
+    "environment",
+    "run_id",
+    "queue",
+    "status",
+    "attempts",
+    "message",
+    "available_at",
+    "created_at",
+    "updated_at",
+)
+_ENVIRONMENT = "w_environment"
+_EXPECTED = "w_expected"
+_RUN_IDS = "w_run_ids"
+_ORDINAL = "w_ordinal"
+
+
+class RunWrite(Enum):
+    """How the head of ``write_staged`` writes the run rows."""
+
+    CREATE = "create"  # INSERT ... ON CONFLICT DO NOTHING: an existing id loses
+    UPDATE = "update"  # UPDATE ... WHERE event_sequence = expected: a moved run loses
+
+
+def _item_type(column: sa.Column[Any]) -> TypeEngine[Any]:
+    """Documents travel as text and are cast to ``json`` in SQL (exact text, see ``ExactJson``)."""
+    return sa.Text() if isinstance(column.type, ExactJson) else column.type
+
+
+def _bind(prefix: str, name: str) -> str:
+    return f"{prefix}_{name}"
+
+
+def _array_param(name: str, item: TypeEngine[Any]) -> ColumnElement[Any]:
+    """``CAST(:name AS <item>[])`` of one text parameter holding an ``array_literal``."""
+    return sa.cast(sa.bindparam(name, type_=sa.Text()), ARRAY(item))
+
+
+def ids_array(name: str) -> ColumnElement[Any]:
+    """One ``text[]`` parameter for ``column = ANY(:name)``: the same SQL text for any number of ids."""
+    return _array_param(name, sa.Text())
+
+
+@dataclass(frozen=True, slots=True)
+class _Rows:
+    """``unnest`` of one array parameter per column, aliased ``alias(col, ...)``."""
+
+    table: sa.Table
+    prefix: str
+    names: tuple[str, ...]
+    source: sa.TableValuedAlias
+
+    @classmethod
+    def of(
+        cls,
+        table: sa.Table,
+        prefix: str,
+        names: Sequence[str],
+        extra: Sequence[tuple[str, TypeEngine[Any]]] = (),
+    ) -> "_Rows":
+        typed = [(name, _item_type(table.c[name])) for name in names] + list(extra)
+        arrays = [_array_param(_bind(prefix, name), item) for name, item in typed]
+        # WITH ORDINALITY: rows keep the order they were staged in, whatever the join does.
+        source = (
+            sa.func.unnest(*arrays)
+            .table_valued(
+                *(sa.column(name, item) for name, item in typed), name=prefix, with_ordinality=_ORDINAL
+            )
+            .render_derived()
+        )
+        return cls(table=table, prefix=prefix, names=tuple(names), source=source)
+
+    def value(self, name: str) -> ColumnElement[Any]:
+        column = self.source.c[name]
+        if name in self.table.c and isinstance(self.table.c[name].type, ExactJson):
+            return sa.cast(column, sa.JSON)
+        return column
+
+    def params(self, rows: Sequence[dict[str, Any]], extra: Iterable[str] = ()) -> dict[str, str]:
+        """Column-wise arrays of ``rows`` (documents serialised exactly as ``ExactJson`` would)."""
+        params: dict[str, str] = {}
+        for name in (*self.names, *extra):
+            if name in self.table.c and isinstance(self.table.c[name].type, ExactJson):
+                params[_bind(self.prefix, name)] = array_literal(dumps_json(row[name]) for row in rows)
+            else:
+                params[_bind(self.prefix, name)] = array_literal(row[name] for row in rows)
+        return params
+
+
+@dataclass(frozen=True, slots=True)
+class _Statement:
+    statement: sa.Select[Any]
+    runs: _Rows
+    events: _Rows
+    outbox: _Rows
+
+
+def _children(
+    t: StorageTables, head: sa.CTE, events: _Rows, outbox: _Rows, *, ends_reservations: bool
+) -> list[sa.CTE]:
+    won_events = events.source.join(head, head.c.id == events.source.c.run_id)
+    insert_events = sa.insert(t.run_events).from_select(
+        list(EVENT_COLUMNS),
+        sa.select(*(events.value(name) for name in EVENT_COLUMNS)).select_from(won_events),
+    )
+    won_outbox = outbox.source.join(head, head.c.id == outbox.source.c.run_id)
+    insert_outbox = sa.insert(t.outbox_messages).from_select(
+        list(OUTBOX_COLUMNS),
+        sa.select(*(outbox.value(name) for name in OUTBOX_COLUMNS))
+        .select_from(won_outbox)
+        .order_by(outbox.source.c[_ORDINAL]),
+    )
+    ctes = [insert_events.cte("w_events"), insert_outbox.cte("w_outbox")]
+    if ends_reservations:
+        # A reservation ends when its run leaves the runnable statuses (ReserveDispatch).
+        q = t.queue_reservations
+        ended = (
+            sa.delete(q)
+            .where(
+                q.c.environment == sa.bindparam(_ENVIRONMENT),
+                q.c.run_id == sa.any_(ids_array(_RUN_IDS)),  # a primary-key lookup, whatever the stats
+                q.c.run_id == head.c.id,
+                head.c.status.not_in(RUNNABLE_STATUS_VALUES),
+            )
+            .cte("w_reservations")
+        )
+        ctes.append(ended)
+    return ctes
+
+
+@lru_cache(maxsize=64)
+def _statement(schema: str, mode: RunWrite) -> _Statement:
+    """Built once per (schema, mode): the same object, hence one compiled form, for every batch."""
+    t = build_tables(schema)
+    r = t.runs
+    events = _Rows.of(t.run_events, "e", EVENT_COLUMNS)
+    outbox = _Rows.of(t.outbox_messages, "o", OUTBOX_COLUMNS)
+    if mode is RunWrite.UPDATE:
+        runs = _Rows.of(r, "r", ("id", *_UPDATED_RUN_COLUMNS), extra=((_EXPECTED, sa.Integer()),))
+        v = runs.source
+        # Lock the batch's rows in id order before updating them, whatever join the planner picks:
+        # two batches sharing runs (a worker's outcomes, maintenance expiring leases) then queue
+        # behind each other instead of deadlocking. ``ANY`` keeps it a primary-key lookup.
+        locked = (
+            sa.select(r.c.id)
+            .where(r.c.environment == sa.bindparam(_ENVIRONMENT), r.c.id == sa.any_(ids_array(_RUN_IDS)))
+            .order_by(r.c.id)
+            .with_for_update()
+            .cte("w_locked")
+        )
+        head = (
+            sa.update(r)
+            .where(
+                r.c.environment == sa.bindparam(_ENVIRONMENT),
+                r.c.id == locked.c.id,
+                r.c.id == v.c.id,
+                r.c.event_sequence == v.c[_EXPECTED],
+            )
+            .values({name: runs.value(name) for name in _UPDATED_RUN_COLUMNS})
+            .returning(r.c.id, r.c.status)
+            .cte("w_runs")
+        )
+    else:
+        runs = _Rows.of(r, "r", RUN_COLUMNS)
+        head = (
+            pg_insert(r)
+            .from_select(list(RUN_COLUMNS), sa.select(*(runs.value(name) for name in RUN_COLUMNS)))
+            .on_conflict_do_nothing()
+            .returning(r.c.id, r.c.status)
+            .cte("w_runs")
+        )
+    ctes = _children(t, head, events, outbox, ends_reservations=mode is RunWrite.UPDATE)
+    statement = sa.select(head.c.id).add_cte(*ctes)
+    return _Statement(statement=statement, runs=runs, events=events, outbox=outbox)
+
+
+async def write_staged(
+    conn: AsyncConnection, t: StorageTables, staged: Sequence[StagedWrite], mode: RunWrite
+) -> set[str]:
+    """Write ``staged`` (distinct runs of one environment) in one statement; the ids that won.
+
+    ``UPDATE``: a run wins when it is still at the item's ``expected_sequence``. ``CREATE``: a run
+    wins when its id is new. Losers get nothing written (no events, outbox rows or deletes).
+    """
+    if not staged:
+        return set()
+    environment = staged[0].environment.name
+    ids = [item.new.id for item in staged]
+    if len(set(ids)) != len(ids) or any(item.environment.name != environment for item in staged):
+        raise invariant_violation("A set-based write needs distinct runs of one environment.")
+    built = _statement(t.schema, mode)
+    runs = [run_values(item.new) for item in staged]
+    if mode is RunWrite.UPDATE:
+        for row, item in zip(runs, staged, strict=True):
+            row[_EXPECTED] = item.expected_sequence
+        run_params = built.runs.params(runs, extra=(_EXPECTED,))
+    else:
+        run_params = built.runs.params(runs)
+    events = [event_values(record) for item in staged for record in item.records]
+    outbox = [row for item in staged for row in item.outbox_rows]
+    params = {
+        _ENVIRONMENT: environment,
+        _RUN_IDS: array_literal(ids),
+        **run_params,
+        **built.events.params(events),
+        **built.outbox.params(outbox),
+    }
+    result = await conn.execute(built.statement, params)
+    return set(result.scalars())
+
+
+async def update_locked_runs(conn: AsyncConnection, t: StorageTables, staged: Sequence[StagedWrite]) -> None:
+    """Write plans for runs this transaction holds ``FOR UPDATE`` (claims, reservations): all must win."""
+    won = await write_staged(conn, t, staged, RunWrite.UPDATE)
+    if len(won) != len(staged):
+        missing = sorted({item.new.id for item in staged} - won)
+        raise invariant_violation("A locked run changed under its lock.", run_ids=missing[:10])
+
+
+@dataclass(frozen=True, slots=True)
+class _ChildStatements:
+    events: sa.Insert
+    event_rows: _Rows
+    outbox: sa.Insert
+    outbox_rows: _Rows
+    end_reservations: sa.Delete
+
+
+@lru_cache(maxsize=32)
+def _child_statements(schema: str) -> _ChildStatements:
+    t = build_tables(schema)
+    events = _Rows.of(t.run_events, "e", EVENT_COLUMNS)
+    outbox = _Rows.of(t.outbox_messages, "o", OUTBOX_COLUMNS)
+    q = t.queue_reservations
+    return _ChildStatements(
+        events=sa.insert(t.run_events).from_select(
+            list(EVENT_COLUMNS), sa.select(*(events.value(name) for name in EVENT_COLUMNS))
+        ),
+        event_rows=events,
+        outbox=sa.insert(t.outbox_messages).from_select(
+            list(OUTBOX_COLUMNS),
+            sa.select(*(outbox.value(name) for name in OUTBOX_COLUMNS)).order_by(outbox.source.c[_ORDINAL]),
+        ),
+        outbox_rows=outbox,
+        end_reservations=sa.delete(q).where(
+            q.c.environment == sa.bindparam(_ENVIRONMENT), q.c.run_id == sa.any_(ids_array(_RUN_IDS))
+        ),
+    )
+
+
+async def write_children(conn: AsyncConnection, t: StorageTables, staged: Sequence[StagedWrite]) -> None:
+    """Events, outbox rows and ended reservations of runs whose rows were already written."""
+    if not staged:
+        return
+    built = _child_statements(t.schema)
+    events = [event_values(record) for item in staged for record in item.records]
+    if events:
+        await conn.execute(built.events, built.event_rows.params(events))
+    outbox = [row for item in staged for row in item.outbox_rows]
+    if outbox:
+        await conn.execute(built.outbox, built.outbox_rows.params(outbox))
+    ended = [
+        item.new.id for item in staged if not item.is_create and item.new.status not in RUNNABLE_RUN_STATUSES
+    ]
+    if ended:
+        await conn.execute(
+            built.end_reservations,
+            {_ENVIRONMENT: staged[0].environment.name, _RUN_IDS: array_literal(ended)},
+        )
+
+
+async def current_sequences(
+    conn: AsyncConnection, t: StorageTables, environment: str, run_ids: Sequence[str]
+) -> dict[str, int]:
+    """Stored sequences of ``run_ids`` in one read (conflict details for runs that lost)."""
+    if not run_ids:
+        return {}
+    r = t.runs
+    result = await conn.execute(
+        sa.select(r.c.id, r.c.event_sequence).where(
+            r.c.environment == environment, r.c.id == sa.any_(ids_array(_RUN_IDS))
+        ),
+        {_RUN_IDS: array_literal(run_ids)},
+    )
+    return {row.id: row.event_sequence for row in result}

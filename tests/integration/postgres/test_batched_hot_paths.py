@@ -1,0 +1,141 @@
+"""Batched hot paths cost a constant number of statements, with SQL text that does not vary with N.
+
+Statements are counted at the driver (SQLAlchemy's ``before_cursor_execute``), so a per-run
+statement anywhere on the path would show up as a count that grows with the batch.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from runlane.domain.run_record import RunRecord
+from runlane.domain.values import Environment
+from runlane.domain.vocabulary import RunStatus
+from runlane.infrastructure.postgres import PostgresStorage
+from runlane.ports.storage_commands import (
+    AppendManyRunEvents,
+    AppendPlan,
+    AppendRunEventsResult,
+    ClaimDueRuns,
+)
+from runlane.testing.clocks import ControlledClock
+from runlane.testing.run_builders import (
+    create_queued_run_data,
+    lease_claimed_event,
+    next_run_data,
+    succeeded_event,
+)
+from tests.integration.postgres.helpers import started_storage
+from tests.support.pg_cluster import PostgresCluster
+
+
+@pytest.fixture
+async def one_connection_storage(
+    pg_cluster: PostgresCluster, pg_migrated_schema: str
+) -> AsyncIterator[PostgresStorage]:
+    """A pool of exactly one connection, so server-side prepared statements can be inspected."""
+    async with started_storage(
+        pg_cluster.dsn, pg_migrated_schema, pool_size=1, max_overflow=0, pool_pre_ping=False
+    ) as storage:
+        yield storage
+
+
+@contextmanager
+def recorded_statements(storage: PostgresStorage) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        statements.append(statement)
+
+    engine = storage.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+async def _create(storage: PostgresStorage, env: Environment, clock: ControlledClock, count: int) -> None:
+    commands = tuple(
+        create_queued_run_data(f"run_{uuid.uuid4().hex}", now=clock.now(), environment=env).append_command(
+            clock.now()
+        )
+        for _ in range(count)
+    )
+    result = await storage.append_many_run_events(AppendManyRunEvents(environment=env, commands=commands))
+    assert all(isinstance(item, AppendRunEventsResult) for item in result.results)
+
+
+def _lease_plan(clock: ControlledClock) -> object:
+    def plan(run: RunRecord) -> AppendPlan:
+        return next_run_data(run, lease_claimed_event(run, now=clock.now(), worker_id="w")).plan()
+
+    return plan
+
+
+async def _claim_and_finish(
+    storage: PostgresStorage, env: Environment, clock: ControlledClock, count: int
+) -> tuple[list[str], list[str]]:
+    with recorded_statements(storage) as claim_sql:
+        claimed = await storage.claim_due_runs(
+            ClaimDueRuns(environment=env, now=clock.now(), limit=count, plan=_lease_plan(clock))  # type: ignore[arg-type]
+        )
+    assert len(claimed) == count
+    commands = tuple(
+        next_run_data(c.run, succeeded_event(c.run, now=clock.now())).append_command(clock.now())
+        for c in claimed
+    )
+    with recorded_statements(storage) as finish_sql:
+        result = await storage.append_many_run_events(AppendManyRunEvents(environment=env, commands=commands))
+    finished = [item for item in result.results if isinstance(item, AppendRunEventsResult)]
+    assert len(finished) == count
+    assert {item.run.status for item in finished} == {RunStatus.SUCCEEDED}
+    return claim_sql, finish_sql
+
+
+async def test_claims_and_batched_completions_cost_the_same_statements_for_10_and_100_runs(
+    pg_storage: PostgresStorage,
+) -> None:
+    clock = ControlledClock()
+    shapes = []
+    for count in (10, 100):
+        env = Environment(f"hot_{uuid.uuid4().hex[:10]}")
+        await _create(pg_storage, env, clock, count)
+        claim_sql, finish_sql = await _claim_and_finish(pg_storage, env, clock, count)
+        # One locking SELECT, one statement writing runs + events; completions: one statement.
+        assert len(claim_sql) == 2, claim_sql
+        assert "FOR UPDATE OF runs SKIP LOCKED" in claim_sql[0]
+        assert len(finish_sql) == 1, finish_sql
+        shapes.append((claim_sql, finish_sql))
+    assert shapes[0] == shapes[1], "the SQL text must not depend on the batch size"
+
+
+async def test_batched_creates_are_one_statement(pg_storage: PostgresStorage) -> None:
+    clock = ControlledClock()
+    env = Environment(f"hot_{uuid.uuid4().hex[:10]}")
+    with recorded_statements(pg_storage) as statements:
+        await _create(pg_storage, env, clock, 50)
+    assert len(statements) == 1
+
+
+async def test_repeated_hot_statements_are_prepared_on_the_server(
+    one_connection_storage: PostgresStorage,
+) -> None:
+    storage = one_connection_storage
+    clock = ControlledClock()
+    env = Environment(f"hot_{uuid.uuid4().hex[:10]}")
+    for _ in range(7):  # psycopg prepares a statement on its 5th execution (prepare_threshold)
+        await _create(storage, env, clock, 3)
+        await _claim_and_finish(storage, env, clock, 3)
+    async with storage.engine.connect() as conn:
+        prepared = (await conn.execute(sa.text("select statement from pg_prepared_statements"))).scalars()
+        texts = list(prepared)
+    assert any("unnest" in text and "INSERT INTO" in text for text in texts), texts
+    assert any("SKIP LOCKED" in text for text in texts), texts
+    assert any("UPDATE" in text and "unnest" in text and "w_runs" in text for text in texts), texts
