@@ -69,9 +69,10 @@ async def execute_attempt(
 ) -> RunRecord:
     """Run the handler for a run this process has just leased and record the outcome."""
     state = _LeaseState(run)
-    signal = options.signal.child() if options.signal is not None else AbortSignal()
-    if shutdown is not None:
-        _link(shutdown, signal)
+    signal = AbortSignal()
+    parents = [p for p in (options.signal, shutdown) if p is not None]
+    for parent in parents:
+        parent.adopt(signal)  # a shutdown aborts with reason worker_shutdown
     handle = AttemptHandle(run.id, signal)
     ctx.in_flight[run.id] = handle
     definition = ctx.registry.find(run.task_id)
@@ -98,20 +99,13 @@ async def execute_attempt(
         return await _record_outcome(ctx, state, outcome, definition, interrupted=interrupted)
     finally:
         ctx.in_flight.pop(run.id, None)
+        for parent in parents:
+            parent.disown(signal)
 
 
 def _traceparent(run: RunRecord) -> str | None:
     """The W3C ``traceparent`` the producer passed, so attempt log lines join its trace."""
     return (run.trace_carrier or {}).get("traceparent")
-
-
-def _link(parent: AbortSignal, child: AbortSignal) -> None:
-    relay = parent.child()
-    # A shutdown aborts the attempt's signal with its own reason.
-    if relay.aborted:
-        child.abort(relay.reason or WORKER_SHUTDOWN)
-        return
-    relay._children.append(child)
 
 
 async def _run_handler(

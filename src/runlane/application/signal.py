@@ -15,7 +15,7 @@ class AbortSignal:
         self._aborted = False
         self._reason: str | None = None
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
-        self._children: list[AbortSignal] = []
+        self._children: dict[int, AbortSignal] = {}
 
     @property
     def aborted(self) -> bool:
@@ -32,7 +32,8 @@ class AbortSignal:
             self._aborted = True
             self._reason = reason
             waiters, self._waiters = self._waiters, []
-            children = list(self._children)
+            children = list(self._children.values())
+            self._children.clear()
         for loop, event in waiters:
             if loop.is_closed():
                 continue
@@ -69,9 +70,18 @@ class AbortSignal:
     def child(self) -> "AbortSignal":
         """A signal that aborts when this one does (and may also abort on its own)."""
         child = AbortSignal()
+        self.adopt(child)
+        return child
+
+    def adopt(self, child: "AbortSignal") -> None:
+        """Abort ``child`` when this signal aborts (at once if it already has)."""
         with self._lock:
             if not self._aborted:
-                self._children.append(child)
-                return child
+                self._children[id(child)] = child
+                return
         child.abort(self._reason or "aborted")
-        return child
+
+    def disown(self, child: "AbortSignal") -> None:
+        """Stop propagating to ``child``: long-lived parents must not keep finished attempts alive."""
+        with self._lock:
+            self._children.pop(id(child), None)
