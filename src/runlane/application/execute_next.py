@@ -42,6 +42,8 @@ async def claim_runs(
             ),
             queues=queues,
             concurrency_limits=ctx.registry.bounded_queues,
+            # A worker never claims a run it cannot execute: in mixed deployments another worker can.
+            task_ids=tuple(ctx.registry.by_id),
         )
     )
 

@@ -106,6 +106,8 @@ class ClaimDueRuns:
     plan: PlanFn
     queues: tuple[str, ...] | None = None
     concurrency_limits: Mapping[str, int] = field(default_factory=dict)
+    # Only runs of these tasks (the worker's registered catalog); ``None`` claims any task.
+    task_ids: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -5,7 +5,7 @@ import threading
 
 from runlane import RunStatus, TaskContext, WorkerMode, queue, task
 from runlane.testing import ControlledClock, wait_for_condition, wait_for_run_status
-from tests.unit.application.support import Harness
+from tests.unit.application.support import Harness, noop
 
 
 async def test_drain_mode_exits_when_no_due_work_remains(harness: Harness, clock: ControlledClock) -> None:
@@ -202,3 +202,25 @@ async def test_closing_the_runtime_stops_its_workers(harness: Harness) -> None:
     await asyncio.wait_for(runtime.close(), timeout=5)
 
     assert handle.closed.done()
+
+
+async def test_worker_never_claims_runs_of_tasks_it_does_not_register(harness: Harness) -> None:
+    from runlane.infrastructure.memory import create_local_lane
+
+    lane = create_local_lane()
+    ran: list[str] = []
+
+    async def mine(payload: object, context: object) -> None:
+        ran.append("mine")
+
+    producer = harness.runtime([task("reports.other", run=noop), task("reports.mine", run=mine)], lane=lane)
+    other = await producer.trigger(producer.tasks["reports.other"], {})
+    await producer.trigger(producer.tasks["reports.mine"], {})
+    # A mixed deployment: this worker only knows reports.mine.
+    worker_runtime = harness.runtime([task("reports.mine", run=mine)], lane=lane)
+    await worker_runtime.worker(mode="drain")
+    assert ran == ["mine"]
+    left = await producer.runs.get(other.run.id)
+    assert left is not None
+    assert left.status is RunStatus.QUEUED  # untouched, waiting for a worker that knows the task
+    assert left.attempts == 0

@@ -175,12 +175,15 @@ class InMemoryStorage:
             limit = check_limit(command.limit)
             env = command.environment.name
             queues = None if command.queues is None else frozenset(command.queues)
+            task_ids = None if command.task_ids is None else frozenset(command.task_ids)
             occupancy: dict[Partition, int] = {}
             staged: list[StagedAppend] = []
             for run in self._runs.by_availability(env, RUNNABLE_RUN_STATUSES):
                 if len(staged) >= limit or run.available_at > command.now:
                     break
                 if queues is not None and run.queue not in queues:
+                    continue
+                if task_ids is not None and run.task_id not in task_ids:
                     continue
                 queue_limit = command.concurrency_limits.get(run.queue)
                 reserved = self._capacity.live_reservation(env, run.id, command.now) is not None

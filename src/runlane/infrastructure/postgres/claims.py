@@ -144,13 +144,16 @@ async def claim_due_runs(
 ) -> tuple[ClaimedRun, ...]:
     limit = check_limit(command.limit)
     queues = None if command.queues is None else tuple(dict.fromkeys(command.queues))
-    if limit == 0 or queues == ():
+    task_ids = None if command.task_ids is None else tuple(dict.fromkeys(command.task_ids))
+    if limit == 0 or queues == () or task_ids == ():
         return ()
     env, now = command.environment.name, command.now
     bounded: Mapping[str, int] = {
         q: n for q, n in command.concurrency_limits.items() if queues is None or q in queues
     }
     filters = claim_filters(t, now, queues, bounded)
+    if task_ids is not None:
+        filters.append(t.runs.c.task_id.in_(task_ids))
     used: dict[Partition, int | None] = {}  # None: another claimer holds the partition
     closed: set[Partition] = set()  # full or busy: later rounds leave them out
     staged: list[StagedWrite] = []

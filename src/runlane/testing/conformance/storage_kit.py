@@ -217,6 +217,7 @@ class StorageKit:
         worker_id: str = "worker_a",
         queues: tuple[str, ...] | None = None,
         concurrency_limits: dict[str, int] | None = None,
+        task_ids: tuple[str, ...] | None = None,
     ) -> ClaimDueRuns:
         return ClaimDueRuns(
             environment=self.environment,
@@ -225,6 +226,7 @@ class StorageKit:
             plan=self.lease_plan(worker_id),
             queues=queues,
             concurrency_limits=concurrency_limits or {},
+            task_ids=task_ids,
         )
 
     async def outbox(

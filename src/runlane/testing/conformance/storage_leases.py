@@ -250,6 +250,13 @@ class StorageLeaseTests:
         claimed = await kit.storage.claim_due_runs(kit.claim_due(queues=("beta",)))
         assert [item.run.id for item in claimed] == [beta.id]
 
+    async def test_claim_due_runs_filters_task_ids(self, kit: StorageKit) -> None:
+        await kit.create(task_id="tasks.unknown_here")
+        known = (await kit.create(task_id="tasks.known")).run
+        claimed = await kit.storage.claim_due_runs(kit.claim_due(task_ids=("tasks.known",)))
+        assert [item.run.id for item in claimed] == [known.id]
+        assert await kit.storage.claim_due_runs(kit.claim_due(task_ids=())) == ()
+
     async def test_claim_due_runs_respects_bounded_queue_capacity(self, kit: StorageKit) -> None:
         runs = [(await kit.create(queue="bounded", with_delivery=False)).run for _ in range(3)]
         limits = {"bounded": 1}
