@@ -2,22 +2,21 @@
 
 import heapq
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 from typing import Any
 
+from runlane.domain.cursors import (
+    cursor_int,
+    cursor_str,
+    decode_cursor,
+    encode_cursor,
+    time_from_key,
+    time_key,
+)
 from runlane.domain.errors import validation_failed
 from runlane.domain.pages import Page
 from runlane.domain.run_events import RunEventRecord
 from runlane.domain.run_record import RunRecord
-from runlane.domain.timestamps import EPOCH
 from runlane.domain.vocabulary import TERMINAL_RUN_STATUSES, RunSortField, RunStatus, SortDirection
-from runlane.infrastructure.memory.cursors import (
-    decode_cursor,
-    encode_cursor,
-    require_int,
-    require_str,
-    time_key,
-)
 from runlane.infrastructure.memory.run_store import RunStore
 from runlane.infrastructure.memory.sorted_keys import SortKey
 from runlane.ports.storage_commands import ListRunEvents, ListRuns, PruneRuns, RunFilter
@@ -28,7 +27,7 @@ _PRUNE_CURSOR = "prune"
 
 
 def _keyset(data: dict[str, Any]) -> SortKey:
-    return (EPOCH + timedelta(microseconds=require_int(data, "t")), require_str(data, "i"))
+    return (time_from_key(cursor_int(data, "t")), cursor_str(data, "i"))
 
 
 def _matcher(flt: RunFilter) -> Callable[[RunRecord], bool]:
@@ -108,7 +107,7 @@ def list_run_events(store: RunStore, query: ListRunEvents) -> Page[RunEventRecor
         data = decode_cursor(
             query.pagination.cursor, _EVENTS_CURSOR, r=query.run_id, d=direction.value, e=environment
         )
-        after = require_int(data, "q")
+        after = cursor_int(data, "q")
     if direction is SortDirection.ASC:
         start = 0 if after is None else max(after, 0)
         window = history[start : start + limit + 1]

@@ -8,11 +8,7 @@ SKIP LOCKED)``; events, outbox rows, ownership rows and reservations go with the
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from runlane.domain.errors import validation_failed
-from runlane.domain.timestamps import utc_ms
-from runlane.domain.vocabulary import TERMINAL_RUN_STATUSES, RunStatus
-from runlane.infrastructure.postgres.claims import check_limit
-from runlane.infrastructure.postgres.cursors import (
+from runlane.domain.cursors import (
     cursor_int,
     cursor_str,
     decode_cursor,
@@ -20,6 +16,10 @@ from runlane.infrastructure.postgres.cursors import (
     time_from_key,
     time_key,
 )
+from runlane.domain.errors import validation_failed
+from runlane.domain.timestamps import utc_ms
+from runlane.domain.vocabulary import TERMINAL_RUN_STATUSES, RunStatus
+from runlane.infrastructure.postgres.claims import check_limit
 from runlane.infrastructure.postgres.schema import StorageTables
 from runlane.ports.storage_commands import PruneRuns, PruneRunsResult
 

@@ -10,12 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from runlane.domain.pages import Page
-from runlane.domain.run_events import RunEventRecord
-from runlane.domain.run_record import RunRecord
-from runlane.domain.vocabulary import RunSortField, RunStatus, SortDirection
-from runlane.infrastructure.postgres.claims import check_limit
-from runlane.infrastructure.postgres.cursors import (
+from runlane.domain.cursors import (
     cursor_int,
     cursor_str,
     decode_cursor,
@@ -23,6 +18,11 @@ from runlane.infrastructure.postgres.cursors import (
     time_from_key,
     time_key,
 )
+from runlane.domain.pages import Page
+from runlane.domain.run_events import RunEventRecord
+from runlane.domain.run_record import RunRecord
+from runlane.domain.vocabulary import RunSortField, RunStatus, SortDirection
+from runlane.infrastructure.postgres.claims import check_limit
 from runlane.infrastructure.postgres.ownership import fetch_run
 from runlane.infrastructure.postgres.rows import event_from_document, run_from_record
 from runlane.infrastructure.postgres.schema import LEASED_STATUS_VALUES, StorageTables

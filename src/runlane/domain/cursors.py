@@ -1,8 +1,10 @@
-"""Opaque keyset cursors: urlsafe base64 of a small JSON object that only this adapter reads.
+"""Opaque keyset cursors for storage adapters: urlsafe base64 of a small JSON object.
 
-A cursor names the position after the last item of a page (sort value plus id), so pages stay
-stable while rows are inserted. Anything that does not decode to the expected shape is rejected
-with ``validation_failed``; a cursor is never silently treated as "start over".
+Cursors are owned by storage (callers treat them as opaque strings); adapters share this codec so
+every backend rejects malformed cursors the same way. A cursor records the position after the last
+item of a page (sort value and id) plus the scope it belongs to (kind, environment, sort,
+direction), so it is never applied to another query and pages stay stable while rows are inserted.
+Anything malformed is ``validation_failed``.
 """
 
 import base64
@@ -18,8 +20,12 @@ _MICROSECOND = timedelta(microseconds=1)
 
 
 def time_key(value: datetime) -> int:
-    """A datetime as whole microseconds since the epoch: exact, and orderable inside JSON."""
+    """Whole microseconds since the epoch: exact and orderable inside JSON."""
     return (value - EPOCH) // _MICROSECOND
+
+
+def time_from_key(value: int) -> datetime:
+    return EPOCH + value * _MICROSECOND
 
 
 def encode_cursor(kind: str, **fields: Any) -> str:
@@ -28,7 +34,7 @@ def encode_cursor(kind: str, **fields: Any) -> str:
 
 
 def decode_cursor(cursor: str, kind: str, **expected: Any) -> dict[str, Any]:
-    """Decode a cursor of ``kind`` whose ``expected`` fields must match the query it continues."""
+    """Decode a cursor of ``kind`` whose ``expected`` fields match the query it continues."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii"))
@@ -44,14 +50,14 @@ def decode_cursor(cursor: str, kind: str, **expected: Any) -> dict[str, Any]:
     return data
 
 
-def require_int(data: dict[str, Any], name: str) -> int:
+def cursor_int(data: dict[str, Any], name: str) -> int:
     value = data.get(name)
     if isinstance(value, bool) or not isinstance(value, int):
         raise validation_failed("cursor is not a valid cursor for this query.", field=name)
     return value
 
 
-def require_str(data: dict[str, Any], name: str) -> str:
+def cursor_str(data: dict[str, Any], name: str) -> str:
     value = data.get(name)
     if not isinstance(value, str):
         raise validation_failed("cursor is not a valid cursor for this query.", field=name)
