@@ -41,6 +41,20 @@ def _reject_unknown(where: str, unknown: Mapping[str, object], code: ErrorCode =
         raise RunlaneError(code, f"{where}: unknown option(s) {', '.join(sorted(unknown))}.")
 
 
+def _dispatch_mode(value: TriggerDispatchMode | str | None, code: ErrorCode) -> TriggerDispatchMode | None:
+    if value is None:
+        return None
+    try:
+        return TriggerDispatchMode(value)
+    except ValueError as exc:
+        raise RunlaneError(code, f"Unknown dispatch mode {value!r}.") from exc
+
+
+def _positive_int(name: str, value: object, code: ErrorCode) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise RunlaneError(code, f"{name} must be a positive integer.")
+
+
 class Runs:
     """``runtime.runs``: operator reads and control actions."""
 
@@ -197,16 +211,12 @@ class Runlane:
         """
         _reject_unknown("trigger", unknown)
         await self._ensure_started()
-        if dispatch is not None:
-            try:
-                dispatch = TriggerDispatchMode(dispatch)
-            except ValueError as exc:
-                raise RunlaneError(_VALIDATION, f"Unknown dispatch mode {dispatch!r}.") from exc
+        mode = _dispatch_mode(dispatch, _VALIDATION)
         return await trigger_run(
             self._ctx,
             task,
             payload,
-            dispatch=dispatch,
+            dispatch=mode,
             connection=connection,
             queue=queue,
             run_at=run_at,
@@ -244,16 +254,12 @@ class Runlane:
         """
         _reject_unknown("trigger_many", unknown)
         await self._ensure_started()
-        if dispatch is not None:
-            try:
-                dispatch = TriggerDispatchMode(dispatch)
-            except ValueError as exc:
-                raise RunlaneError(_VALIDATION, f"Unknown dispatch mode {dispatch!r}.") from exc
+        mode = _dispatch_mode(dispatch, _VALIDATION)
         return await trigger_many(
             self._ctx,
             task,
             payloads,
-            dispatch=dispatch,
+            dispatch=mode,
             queue=queue,
             run_at=run_at,
             delay=delay,
@@ -378,12 +384,10 @@ class Runlane:
             worker_mode = WorkerMode(mode)
         except ValueError as exc:
             raise RunlaneError(_CONFIG, f"Unknown worker mode {mode!r}.") from exc
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise RunlaneError(_CONFIG, "concurrency must be a positive integer.")
+        _positive_int("concurrency", concurrency, _CONFIG)
         if batch_size is None:
             batch_size = min(concurrency, CONTRACT_DEFAULTS.worker.batch_size)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise RunlaneError(_CONFIG, "batch_size must be a positive integer.")
+        _positive_int("batch_size", batch_size, _CONFIG)
         self._ctx.require_storage("leases_runs")
         options = execution_options(
             default_worker_id=self._ctx.worker_id,
@@ -414,8 +418,7 @@ class Runlane:
         """One bounded maintenance pass (run it from a schedule, not from every delivery)."""
         await self._ensure_started()
         bound = CONTRACT_DEFAULTS.maintenance.per_phase_limit if limit is None else limit
-        if isinstance(bound, bool) or not isinstance(bound, int) or bound < 1:
-            raise RunlaneError(_VALIDATION, "limit must be a positive integer.")
+        _positive_int("limit", bound, _VALIDATION)
         return await tick(self._ctx, limit=bound)
 
 
@@ -453,20 +456,14 @@ def create_runlane(
         raise configuration_invalid("tasks must be a mapping of names to tasks, or a list of tasks.")
     registry = TaskRegistry(tasks, queues)
     env = _environment(environment)
-    try:
-        mode = (
-            TriggerDispatchMode(dispatch) if dispatch is not None else CONTRACT_DEFAULTS.dispatch.on_trigger
-        )
-    except ValueError as exc:
-        raise configuration_invalid(f"Unknown dispatch mode {dispatch!r}.") from exc
+    mode = _dispatch_mode(dispatch, _CONFIG) or CONTRACT_DEFAULTS.dispatch.on_trigger
     if clock is not None and not callable(getattr(clock, "now", None)):
         raise configuration_invalid("clock must have a now() method returning an aware datetime.")
     for name, value in (
         ("max_payload_bytes", max_payload_bytes),
         ("sync_handler_threads", sync_handler_threads),
     ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise configuration_invalid(f"{name} must be a positive integer.")
+        _positive_int(name, value, _CONFIG)
     storage_caps = lane.capabilities.storage
     if registry.bounded_queues and not storage_caps.enforces_queue_concurrency:
         raise capability_unsupported(

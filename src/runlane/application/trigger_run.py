@@ -208,7 +208,7 @@ async def trigger_run(
     **options: Any,
 ) -> TriggerRunResult:
     now = ctx.now()
-    mode = TriggerDispatchMode(dispatch) if dispatch is not None else ctx.dispatch
+    mode = dispatch or ctx.dispatch
     creation = prepare_creation(ctx, handle, payload, now=now, **options)
     result = await persist_creation(ctx, creation, now=now, transaction=connection)
     if result.returned_existing:
@@ -245,7 +245,7 @@ async def trigger_many(
     if isinstance(payloads, str | bytes) or not isinstance(payloads, Sequence):
         raise RunlaneError(_VALIDATION, "payloads must be a list.")
     now = ctx.now()
-    mode = TriggerDispatchMode(dispatch) if dispatch is not None else ctx.dispatch
+    mode = dispatch or ctx.dispatch
     slots: list[TriggerRunResult | RunlaneError | None] = []
     commands: list[AppendRunEvents] = []
     positions: list[int] = []
