@@ -40,10 +40,6 @@ class PayloadSchema:
                 "schema must be a pydantic model class, an object with validate(value), or a callable.",
             )
 
-    @property
-    def is_model(self) -> bool:
-        return self._model
-
     def validate(
         self, value: object, *, task_id: str, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     ) -> ValidatedPayload:

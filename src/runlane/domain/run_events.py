@@ -257,10 +257,6 @@ def _event_kwargs(data: object) -> dict[str, Any]:
     return kwargs
 
 
-def with_identity(event: RunEvent, *, id: str, sequence: int) -> RunEventRecord:
-    return RunEventRecord.of(event, id=id, sequence=sequence)
-
-
 _EVENT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(RunEvent))
 # Fields an event type must leave empty, precomputed so validation is one pass over few names.
 _FORBIDDEN: dict[RunEventType, tuple[str, ...]] = {

@@ -31,10 +31,6 @@ from runlane.entrypoints.sqs_consume import run_sqs_consumers
 from runlane.entrypoints.worker import WorkerOptions, run_worker
 
 
-def _stderr(line: str) -> None:
-    sys.stderr.write(f"{line}\n")
-
-
 def _stdout(line: str) -> None:
     sys.stdout.write(f"{line}\n")
     sys.stdout.flush()

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from runlane.domain.attempts import summarize_attempts
 from runlane.domain.errors import RunlaneError
-from runlane.domain.run_events import RunEvent, RunEventRecord, with_identity
+from runlane.domain.run_events import RunEvent, RunEventRecord
 from runlane.domain.run_record import RunRecord, RunSummary
 from runlane.domain.run_reducer import project_run_events
 from runlane.domain.vocabulary import ErrorCode, RunAttemptStatus, RunEventType, RunStatus
@@ -31,7 +31,7 @@ RUNNABLE = (S.QUEUED, S.SCHEDULED, S.RELEASED, S.RETRYING)
 
 
 def records_of(events: tuple[RunEvent, ...]) -> list[RunEventRecord]:
-    return [with_identity(event, id=f"evt_{n}", sequence=n) for n, event in enumerate(events, start=1)]
+    return [RunEventRecord.of(event, id=f"evt_{n}", sequence=n) for n, event in enumerate(events, start=1)]
 
 
 def step_by_step(events: tuple[RunEvent, ...]) -> list[RunRecord]:

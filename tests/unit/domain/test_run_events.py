@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runlane.domain.run_events import RunEvent, RunEventRecord, with_identity
+from runlane.domain.run_events import RunEvent, RunEventRecord
 from runlane.domain.values import (
     OPERATOR_ACTOR,
     SYSTEM_ACTOR,
@@ -360,7 +360,7 @@ def test_every_example_round_trips_through_json(event_type: RunEventType) -> Non
     event = EXAMPLES[event_type]
     wire = json.loads(json.dumps(event.to_wire()))
     assert RunEvent.from_wire(wire) == event
-    record = with_identity(event, id="evt_1", sequence=3)
+    record = RunEventRecord.of(event, id="evt_1", sequence=3)
     assert RunEventRecord.from_wire(json.loads(json.dumps(record.to_wire()))) == record
 
 
@@ -404,7 +404,7 @@ def test_records_add_identity_and_convert_back() -> None:
     assert record.id == "evt_9"
     assert record.sequence == 4
     assert record.to_event() == event
-    assert with_identity(event, id="evt_9", sequence=4) == record
+    assert RunEventRecord.of(event, id="evt_9", sequence=4) == record
     wire = record.to_wire()
     assert list(wire)[:2] == ["id", "sequence"]
     assert wire["sequence"] == 4
@@ -462,5 +462,5 @@ def test_created_events_with_any_json_round_trip_through_the_wire(
         trace_carrier=trace_carrier,
         meta=meta,
     )
-    record = with_identity(event, id="evt_1", sequence=1)
+    record = RunEventRecord.of(event, id="evt_1", sequence=1)
     assert RunEventRecord.from_wire(json.loads(json.dumps(record.to_wire(), allow_nan=False))) == record

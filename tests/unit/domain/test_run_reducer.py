@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from runlane.domain.run_events import RunEvent, RunEventRecord, with_identity
+from runlane.domain.run_events import RunEvent, RunEventRecord
 from runlane.domain.run_record import RunRecord
 from runlane.domain.run_reducer import apply_run_event, project_run_events
 from runlane.domain.values import Environment, RunSource
@@ -396,7 +396,7 @@ def test_expected_sequence_must_match_the_run(delta: int) -> None:
 
 def running_then_succeeded_records() -> list[RunEventRecord]:
     events = (*history_to(S.RUNNING), succeeded(occurred_at=at(5)))
-    return [with_identity(event, id=f"evt_{n}", sequence=n) for n, event in enumerate(events, start=1)]
+    return [RunEventRecord.of(event, id=f"evt_{n}", sequence=n) for n, event in enumerate(events, start=1)]
 
 
 def test_gap_free_records_are_accepted() -> None:
