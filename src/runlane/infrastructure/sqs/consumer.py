@@ -22,7 +22,6 @@ from runlane.infrastructure.sqs.delivery import (
     SqsDeliveryFailure,
     WakeupDelivery,
     check_callable,
-    check_delivery_options,
     check_flag,
     string_attributes,
 )
@@ -35,6 +34,7 @@ from runlane.infrastructure.sqs.provider_errors import (
 from runlane.infrastructure.sqs.queue_binding import FIFO_SUFFIX, is_http_url, provider_queue_name
 from runlane.infrastructure.sqs.signing import WakeupVerifier
 from runlane.infrastructure.sqs.visibility import ReceivedMessage, keep_invisible, release
+from runlane.ports.delivery_options import check_delivery_options
 
 logger = logging.getLogger("runlane.sqs")
 MAX_VISIBILITY_TIMEOUT_SECONDS = 43_200

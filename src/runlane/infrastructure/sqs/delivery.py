@@ -11,9 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runlane.domain.durations import to_duration
 from runlane.domain.errors import RunlaneError, configuration_invalid
-from runlane.domain.ids import IdKind, as_id
 from runlane.domain.values import DeliveryMessage
 from runlane.domain.vocabulary import ErrorCode, SqsDeliveryFailurePhase
 from runlane.infrastructure.sqs.envelope import parse_sqs_wakeup_body
@@ -22,8 +20,6 @@ from runlane.infrastructure.sqs.signing import SIGNATURE_ATTRIBUTES, WakeupVerif
 logger = logging.getLogger("runlane.sqs")
 
 ExecuteDelivery = Callable[..., Awaitable[object] | object]
-_DURATION_OPTIONS = ("heartbeat_interval", "lease_duration", "max_attempt_duration")
-_DELIVERY_OPTIONS = (*_DURATION_OPTIONS, "signal", "worker_id")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,30 +39,6 @@ class SqsDeliveryFailure:
 
 
 OnDeliveryFailure = Callable[[SqsDeliveryFailure], Awaitable[object] | object]
-
-
-def check_delivery_options(options: object) -> dict[str, Any]:
-    """Validate like core's ``ExecuteDeliveryOptions`` (strict keys), but forward the values unchanged."""
-    if options is None:
-        return {}
-    if not isinstance(options, Mapping):
-        raise configuration_invalid("delivery_options must be a mapping of execute_delivery options.")
-    for key, value in options.items():
-        if key not in _DELIVERY_OPTIONS:
-            raise configuration_invalid(
-                f"delivery_options {key!r} is not an execute_delivery option "
-                f"(allowed: {', '.join(_DELIVERY_OPTIONS)}).",
-                field=str(key),
-            )
-        if value is None:
-            continue
-        if key in _DURATION_OPTIONS:
-            to_duration(value, code=ErrorCode.CONFIGURATION_INVALID, field=key)
-        elif key == "worker_id":
-            as_id(IdKind.WORKER, value, code=ErrorCode.CONFIGURATION_INVALID)
-        elif not hasattr(value, "aborted"):
-            raise configuration_invalid("delivery_options signal must be an abort signal (with .aborted).")
-    return dict(options)
 
 
 def check_callable(value: object, name: str, *, optional: bool = False) -> None:

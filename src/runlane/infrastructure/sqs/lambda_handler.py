@@ -16,11 +16,11 @@ from runlane.infrastructure.sqs.delivery import (
     SqsDeliveryFailure,
     WakeupDelivery,
     check_callable,
-    check_delivery_options,
     check_flag,
     string_attributes,
 )
 from runlane.infrastructure.sqs.signing import WakeupVerifier
+from runlane.ports.delivery_options import check_delivery_options
 
 BatchResponse = dict[str, list[dict[str, str]]]
 
