@@ -26,6 +26,7 @@ from runlane.domain.durations import to_duration
 from runlane.domain.errors import RunlaneError, capability_unsupported, configuration_invalid
 from runlane.domain.ids import IdKind, as_id, new_worker_id
 from runlane.domain.queues import QueueDefinition
+from runlane.domain.run_events import RunEventRecord
 from runlane.domain.run_record import RunRecord
 from runlane.domain.values import Actor, DeliveryMessage, Environment
 from runlane.domain.vocabulary import ErrorCode, TriggerDispatchMode, WorkerMode
@@ -74,6 +75,11 @@ class Runs:
     async def events(self, run_id: str, **options: Any) -> Any:
         await self._runtime._ensure_started()
         return await self._reads.events(run_id, **options)
+
+    async def all_events(self, run_id: str) -> tuple[RunEventRecord, ...]:
+        """The whole history of one run, every page folded, in sequence order."""
+        await self._runtime._ensure_started()
+        return await self._reads.all_events(run_id)
 
     async def attempts(self, run_id: str) -> Any:
         await self._runtime._ensure_started()

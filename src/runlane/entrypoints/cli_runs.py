@@ -133,7 +133,7 @@ def show_run(
         run = await runtime.runs.get(run_id)
         if run is None:
             raise RunlaneError(ErrorCode.RUN_NOT_FOUND, f"Run {run_id!r} was not found.")
-        events = await _all_events(runtime, run_id)
+        events = await runtime.runs.all_events(run_id)
         attempts = await runtime.runs.attempts(run_id)
         if json_output:
             emit_json(
@@ -152,18 +152,6 @@ def show_run(
         return 0
 
     with_runtime(common(ctx, app, config, debug), action)
-
-
-async def _all_events(runtime: Runlane, run_id: str) -> list[Any]:
-    events: list[Any] = []
-    cursor: str | None = None
-    for _ in range(_MAX_COUNT_PAGES):
-        page = await runtime.runs.events(run_id, limit=CONTRACT_DEFAULTS.pagination.max_limit, cursor=cursor)
-        events.extend(page.data)
-        cursor = page.next_cursor
-        if cursor is None:
-            break
-    return events
 
 
 @runs_app.command("cancel")
