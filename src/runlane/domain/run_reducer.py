@@ -2,6 +2,7 @@
 
 from collections.abc import Iterable
 from dataclasses import fields
+from datetime import datetime
 from typing import Any, assert_never
 
 from runlane.domain.defaults import CONTRACT_DEFAULTS
@@ -105,28 +106,11 @@ def apply_run_event(run: RunRecord | None, event: RunEvent, sequence: int) -> Ru
         case RunEventType.RETRY_SCHEDULED:
             if status is not RunStatus.RUNNING:
                 raise reject()
-            return _evolve(
-                run,
-                common,
-                status=RunStatus.RETRYING,
-                failure=event.failure,
-                failures=run.failures + 1,
-                retries=run.retries + 1,
-                lease=None,
-                run_at=event.run_at,
-            )
+            return _record_failure(run, common, event, retry_at=event.run_at)
         case RunEventType.FAILED:
             if status not in LEASED_RUN_STATUSES:
                 raise reject()
-            return _evolve(
-                run,
-                common,
-                status=RunStatus.FAILED,
-                failure=event.failure,
-                failures=run.failures + 1,
-                lease=None,
-                run_at=None,
-            )
+            return _record_failure(run, common, event, retry_at=None)
         case RunEventType.RELEASED:
             if status is not RunStatus.RUNNING:
                 raise reject()
@@ -151,26 +135,8 @@ def apply_run_event(run: RunRecord | None, event: RunEvent, sequence: int) -> Ru
                 raise reject()
             if run.lease.expires_at > event.occurred_at:
                 raise invariant_violation("run.lease_expired before the lease expired.", run_id=run.id)
-            if event.run_at is not None:
-                return _evolve(
-                    run,
-                    common,
-                    status=RunStatus.RETRYING,
-                    failure=event.failure,
-                    failures=run.failures + 1,
-                    retries=run.retries + 1,
-                    lease=None,
-                    run_at=event.run_at,
-                )
-            return _evolve(
-                run,
-                common,
-                status=RunStatus.FAILED,
-                failure=event.failure,
-                failures=run.failures + 1,
-                lease=None,
-                run_at=None,
-            )
+            # The event carries core's retry decision: a next run_at means retrying, none means failed.
+            return _record_failure(run, common, event, retry_at=event.run_at)
         case _:
             assert_never(event.type)
 
@@ -196,6 +162,32 @@ def _created(event: RunEvent) -> RunRecord:
         concurrency_key=event.concurrency_key,
         trace_carrier=event.trace_carrier,
         meta=event.meta,
+    )
+
+
+def _record_failure(
+    run: RunRecord, common: dict[str, Any], event: RunEvent, *, retry_at: datetime | None
+) -> RunRecord:
+    """A failed attempt: counted, lease cleared; retrying at ``retry_at``, or terminal ``failed``."""
+    if retry_at is None:
+        return _evolve(
+            run,
+            common,
+            status=RunStatus.FAILED,
+            failure=event.failure,
+            failures=run.failures + 1,
+            lease=None,
+            run_at=None,
+        )
+    return _evolve(
+        run,
+        common,
+        status=RunStatus.RETRYING,
+        failure=event.failure,
+        failures=run.failures + 1,
+        retries=run.retries + 1,
+        lease=None,
+        run_at=retry_at,
     )
 
 
