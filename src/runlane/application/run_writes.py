@@ -19,6 +19,32 @@ from runlane.ports.storage_commands import (
 )
 
 
+def append_command(
+    ctx: RuntimeContext,
+    run: RunRecord | None,
+    events: Sequence[RunEvent],
+    *,
+    now: datetime,
+    schedule_occurrence: ScheduleOccurrenceClaim | None = None,
+    concurrency_limit: int | None = None,
+    transaction: object | None = None,
+) -> AppendRunEvents:
+    """Project ``events`` onto ``run`` with the pure reducer: the compare-and-append storage applies."""
+    expected = 0 if run is None else run.event_sequence
+    projected = project_run_events(events, expected, run)
+    return AppendRunEvents(
+        environment=ctx.environment,
+        run_id=projected.id,
+        expected_sequence=expected,
+        events=tuple(events),
+        run=projected,
+        now=now,
+        schedule_occurrence=schedule_occurrence,
+        concurrency_limit=concurrency_limit,
+        transaction=transaction,
+    )
+
+
 async def append_events(
     ctx: RuntimeContext,
     run: RunRecord | None,
@@ -31,14 +57,10 @@ async def append_events(
     batched: bool = False,
 ) -> AppendRunEventsResult:
     """``batched``: share a round trip with other outcomes finishing now (group commit)."""
-    expected = 0 if run is None else run.event_sequence
-    projected = project_run_events(events, expected, run)
-    command = AppendRunEvents(
-        environment=ctx.environment,
-        run_id=projected.id,
-        expected_sequence=expected,
-        events=tuple(events),
-        run=projected,
+    command = append_command(
+        ctx,
+        run,
+        events,
         now=now,
         schedule_occurrence=schedule_occurrence,
         concurrency_limit=concurrency_limit,

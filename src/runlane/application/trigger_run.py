@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from runlane.application.dispatch import publish_outbox
-from runlane.application.run_writes import append_events, delivery_event
+from runlane.application.run_writes import append_command, append_events, delivery_event
 from runlane.application.runtime_context import RuntimeContext
 from runlane.application.task_definition import TaskDefinition, resolve_key
 from runlane.domain.durations import to_duration
@@ -17,7 +17,6 @@ from runlane.domain.json_values import ensure_json_object, ensure_string_map
 from runlane.domain.queues import QueueDefinition
 from runlane.domain.run_events import RunEvent
 from runlane.domain.run_record import RunRecord
-from runlane.domain.run_reducer import project_run_events
 from runlane.domain.timestamps import add_ms, utc_ms
 from runlane.domain.values import SYSTEM_ACTOR, Actor, RunSource
 from runlane.domain.vocabulary import ErrorCode, RunEventType, TriggerDispatchMode, TriggerOutcomeType
@@ -252,23 +251,13 @@ async def trigger_many(
     for index, payload in enumerate(payloads):
         try:
             creation = prepare_creation(ctx, handle, payload, now=now, **options)
-            events = creation_events(ctx, creation, now)
-            projected = project_run_events(events, 0, None)
+            command = append_command(ctx, None, creation_events(ctx, creation, now), now=now)
         except RunlaneError as exc:
             slots.append(exc)
             continue
         slots.append(None)
         positions.append(index)
-        commands.append(
-            AppendRunEvents(
-                environment=ctx.environment,
-                run_id=projected.id,
-                expected_sequence=0,
-                events=tuple(events),
-                run=projected,
-                now=now,
-            )
-        )
+        commands.append(command)
     if not commands:
         return tuple(s for s in slots if s is not None)
     many = await ctx.lane.storage.append_many_run_events(
