@@ -76,15 +76,16 @@ async def execute_attempt(
     handle = AttemptHandle(run.id, signal)
     ctx.in_flight[run.id] = handle
     definition = ctx.registry.find(run.task_id)
-    ctx.log(
-        logging.INFO,
-        "attempt started",
-        run_id=run.id,
-        task_id=run.task_id,
-        queue=run.queue,
-        attempt=run.attempts,
-        traceparent=_traceparent(run),
-    )
+    if ctx.logger.isEnabledFor(logging.INFO):
+        ctx.log(
+            logging.INFO,
+            "attempt started",
+            run_id=run.id,
+            task_id=run.task_id,
+            queue=run.queue,
+            attempt=run.attempts,
+            traceparent=_traceparent(run),
+        )
 
     async def heartbeat() -> None:
         await _heartbeat_once(ctx, state, options, handle)
@@ -180,6 +181,9 @@ async def _invoke(
 ) -> object:
     loop = asyncio.get_running_loop()
     if definition.is_async:
+        if options.max_attempt_duration is None:
+            # Nothing to time out: run the handler in this attempt's task instead of a task of its own.
+            return await definition.run(value, context)
         future: asyncio.Future[Any] = asyncio.ensure_future(definition.run(value, context))
     else:
         call = functools.partial(contextvars.copy_context().run, definition.run, value, context)
@@ -345,16 +349,17 @@ async def _record_outcome(
             assert fresh is not None
             state.run = fresh
             continue
-        ctx.log(
-            logging.INFO,
-            "attempt finished",
-            run_id=result.run.id,
-            task_id=result.run.task_id,
-            queue=result.run.queue,
-            attempt=result.run.attempts,
-            event_type=event.type.value,
-            traceparent=_traceparent(result.run),
-        )
+        if ctx.logger.isEnabledFor(logging.INFO):
+            ctx.log(
+                logging.INFO,
+                "attempt finished",
+                run_id=result.run.id,
+                task_id=result.run.task_id,
+                queue=result.run.queue,
+                attempt=result.run.attempts,
+                event_type=event.type.value,
+                traceparent=_traceparent(result.run),
+            )
         return result.run
     assert last is not None
     raise last

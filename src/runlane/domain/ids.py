@@ -1,6 +1,6 @@
 """Opaque ids and keys: non-empty strings without ``:`` (storage reserves it for composite keys)."""
 
-import uuid
+import os
 from enum import StrEnum
 
 from runlane.domain.errors import RunlaneError
@@ -26,6 +26,8 @@ def as_id(kind: IdKind | str, value: object, *, code: ErrorCode = ErrorCode.VALI
 
     Definition-time callers pass ``code=CONFIGURATION_INVALID``; call-time callers keep the default.
     """
+    if type(value) is str and value and ":" not in value:
+        return value  # valid: the hot path on every event, record and delivery
     label = IdKind(kind).value if kind in IdKind._value2member_map_ else str(kind)
     if not isinstance(value, str):
         raise RunlaneError(
@@ -51,17 +53,25 @@ def as_optional_id(
     return None if value is None else as_id(kind, value, code=code)
 
 
+def _uuid4_hex() -> str:
+    """``uuid.uuid4().hex`` without building a ``UUID`` (same random bits, version and variant)."""
+    value = int.from_bytes(os.urandom(16), "big")
+    value = (value & ~(0xC000 << 48)) | (0x8000 << 48)  # RFC 4122 variant
+    value = (value & ~(0xF000 << 64)) | (4 << 76)  # version 4
+    return f"{value:032x}"
+
+
 def new_run_id() -> str:
-    return f"run_{uuid.uuid4().hex}"
+    return f"run_{_uuid4_hex()}"
 
 
 def new_worker_id() -> str:
-    return f"worker_{uuid.uuid4().hex}"
+    return f"worker_{_uuid4_hex()}"
 
 
 def new_event_id() -> str:
-    return f"evt_{uuid.uuid4().hex}"
+    return f"evt_{_uuid4_hex()}"
 
 
 def new_outbox_message_id() -> str:
-    return f"outbox_{uuid.uuid4().hex}"
+    return f"outbox_{_uuid4_hex()}"

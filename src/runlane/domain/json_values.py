@@ -12,11 +12,26 @@ MAX_JSON_DEPTH = 64
 
 
 def _has_lone_surrogate(text: str) -> bool:
+    if text.isascii():
+        return False
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         return True
     return False
+
+
+# Where a node sits: ``None`` for the root, else (parent, key) with a str key of an object or the
+# int index of an array item; spelled out (``.a[1]``) only when a check fails.
+_Path = tuple[Any, str | int] | None
+
+
+def _path_text(path: _Path) -> str:
+    parts: list[str] = []
+    while path is not None:
+        path, key = path
+        parts.append(f"[{key}]" if isinstance(key, int) else f".{key}")
+    return "".join(reversed(parts))
 
 
 def ensure_json_value(
@@ -26,13 +41,38 @@ def ensure_json_value(
 
     Returns a normalised copy (tuples become lists) so the caller never shares mutable state.
     """
+    return _Walk(field, code).walk(value, None, 0, frozenset())
 
-    def fail(reason: str, path: str) -> RunlaneError:
-        return RunlaneError(code, f"{field}{path} {reason}", meta={"field": field, "path": path or "$"})
 
-    def walk(node: object, path: str, depth: int, seen: frozenset[int]) -> JsonValue:
+class _Walk:
+    """One check of one value; exact ``dict``/``list``/``str``/``int`` nodes take the short way."""
+
+    __slots__ = ("code", "field")
+
+    def __init__(self, field: str, code: ErrorCode) -> None:
+        self.field = field
+        self.code = code
+
+    def fail(self, reason: str, path: _Path) -> RunlaneError:
+        text = _path_text(path)
+        return RunlaneError(
+            self.code, f"{self.field}{text} {reason}", meta={"field": self.field, "path": text or "$"}
+        )
+
+    def walk(self, node: object, path: _Path, depth: int, seen: frozenset[int]) -> JsonValue:
         if depth > MAX_JSON_DEPTH:
-            raise fail(f"is nested deeper than {MAX_JSON_DEPTH} levels.", path)
+            raise self.fail(f"is nested deeper than {MAX_JSON_DEPTH} levels.", path)
+        if type(node) is str:
+            if _has_lone_surrogate(node):
+                raise self.fail("must not contain lone surrogate characters.", path)
+            return node
+        if type(node) is dict:
+            return self.mapping(node, path, depth, seen)
+        if type(node) is list:
+            return self.array(node, path, depth, seen)
+        return self.other(node, path, depth, seen)
+
+    def other(self, node: object, path: _Path, depth: int, seen: frozenset[int]) -> JsonValue:
         if node is None or isinstance(node, bool):
             return node
         if isinstance(node, int):
@@ -40,32 +80,44 @@ def ensure_json_value(
                 try:
                     str(node)  # Python refuses to write ints over sys.get_int_max_str_digits() digits
                 except ValueError:
-                    raise fail("is an integer too large to write as JSON.", path) from None
+                    raise self.fail("is an integer too large to write as JSON.", path) from None
             return int(node)
         if isinstance(node, float):
             if not math.isfinite(node):
-                raise fail("must not contain NaN or Infinity.", path)
+                raise self.fail("must not contain NaN or Infinity.", path)
             return node
         if isinstance(node, str):
             if _has_lone_surrogate(node):
-                raise fail("must not contain lone surrogate characters.", path)
+                raise self.fail("must not contain lone surrogate characters.", path)
             return node
-        if id(node) in seen:
-            raise fail("must not contain cycles.", path)
         if isinstance(node, Mapping):
-            out: dict[str, JsonValue] = {}
-            for key, item in node.items():
-                if not isinstance(key, str):
-                    raise fail(f"has a non-string key {key!r}.", path)
-                if _has_lone_surrogate(key):
-                    raise fail("must not contain lone surrogate characters in keys.", path)
-                out[key] = walk(item, f"{path}.{key}", depth + 1, seen | {id(node)})
-            return out
+            return self.mapping(node, path, depth, seen)
         if isinstance(node, list | tuple):
-            return [walk(item, f"{path}[{i}]", depth + 1, seen | {id(node)}) for i, item in enumerate(node)]
-        raise fail(f"contains a value of type {type(node).__name__}, which is not JSON.", path)
+            return self.array(node, path, depth, seen)
+        raise self.fail(f"contains a value of type {type(node).__name__}, which is not JSON.", path)
 
-    return walk(value, "", 0, frozenset())
+    def mapping(
+        self, node: Mapping[object, object], path: _Path, depth: int, seen: frozenset[int]
+    ) -> dict[str, JsonValue]:
+        if id(node) in seen:
+            raise self.fail("must not contain cycles.", path)
+        inner = seen | {id(node)}
+        out: dict[str, JsonValue] = {}
+        for key, item in node.items():
+            if not isinstance(key, str):
+                raise self.fail(f"has a non-string key {key!r}.", path)
+            if _has_lone_surrogate(key):
+                raise self.fail("must not contain lone surrogate characters in keys.", path)
+            out[key] = self.walk(item, (path, key), depth + 1, inner)
+        return out
+
+    def array(
+        self, node: list[object] | tuple[object, ...], path: _Path, depth: int, seen: frozenset[int]
+    ) -> list[JsonValue]:
+        if id(node) in seen:
+            raise self.fail("must not contain cycles.", path)
+        inner = seen | {id(node)}
+        return [self.walk(item, (path, index), depth + 1, inner) for index, item in enumerate(node)]
 
 
 def ensure_json_object(

@@ -1,7 +1,9 @@
 """Run events: the append-only history every run state is folded from."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 from runlane.domain.errors import RunlaneError
@@ -119,25 +121,39 @@ class RunEvent:
 
     def __post_init__(self) -> None:
         code = ErrorCode.INVARIANT_VIOLATION
-        try:
-            event_type = RunEventType(self.type)
-        except ValueError as exc:
-            raise RunlaneError(code, f"Unknown run event type {self.type!r}.") from exc
-        object.__setattr__(self, "type", event_type)
+        event_type = self.type
+        if type(event_type) is not RunEventType:
+            try:
+                event_type = RunEventType(event_type)
+            except ValueError as exc:
+                raise RunlaneError(code, f"Unknown run event type {self.type!r}.") from exc
+            object.__setattr__(self, "type", event_type)
         as_id(IdKind.RUN, self.run_id, code=code)
-        for name, value_type in _VALUE_TYPES.items():
-            value = getattr(self, name)
-            if (value is not None or name in _REQUIRED_VALUES) and not isinstance(value, value_type):
-                raise RunlaneError(code, f"{event_type.value} event {name} must be a {value_type.__name__}.")
-        object.__setattr__(self, "occurred_at", utc_ms(self.occurred_at, field="occurred_at", code=code))
+        typed = _typed_values(self)
+        # Common case: exact environment and actor, no optional value object (else checked one by one).
+        if not (
+            type(typed[0]) is Environment
+            and type(typed[1]) is Actor
+            and typed.count(None) == len(_TYPED_OPTIONAL)
+        ):
+            _check_value_types(event_type, typed)
+        occurred_at = self.occurred_at
+        if not (
+            type(occurred_at) is datetime
+            and occurred_at.tzinfo is UTC
+            and occurred_at.microsecond % 1000 == 0
+        ):
+            object.__setattr__(self, "occurred_at", utc_ms(occurred_at, field="occurred_at", code=code))
         if self.run_at is not None:
             object.__setattr__(self, "run_at", utc_ms(self.run_at, field="run_at", code=code))
         for name in _REQUIRED[event_type]:
             if getattr(self, name) is None:
                 raise RunlaneError(code, f"{event_type.value} event requires {name}.")
-        for name in _FORBIDDEN[event_type]:
-            if getattr(self, name) is not None:
-                raise RunlaneError(code, f"{event_type.value} event does not carry {name}.")
+        forbidden = _FORBIDDEN_VALUES[event_type](self)
+        if forbidden.count(None) != len(forbidden):
+            for name, value in zip(_FORBIDDEN[event_type], forbidden, strict=True):
+                if value is not None:
+                    raise RunlaneError(code, f"{event_type.value} event does not carry {name}.")
         if event_type is RunEventType.CREATED:
             as_id(IdKind.TASK, self.task_id, code=code)
             as_id(IdKind.QUEUE, self.queue, code=code)
@@ -155,24 +171,23 @@ class RunEvent:
             raise RunlaneError(code, "delivery intent belongs to another environment.")
 
     def to_wire(self) -> dict[str, Any]:
+        event_type = self.type
         wire: dict[str, Any] = {
-            "type": self.type.value,
+            "type": event_type._value_,
             "runId": self.run_id,
             "environment": self.environment.to_wire(),
             "occurredAt": to_wire_time(self.occurred_at),
             "actor": self.actor.to_wire(),
         }
-        for name in sorted(_ALLOWED[self.type]):
+        for name, wire_name, convert in _WIRE_FIELDS[event_type]:
             value = getattr(self, name)
-            if value is None and name != "payload":
+            if value is None:
+                if name == "payload":  # run.created always carries its payload, null included
+                    wire[wire_name] = None
                 continue
-            if name == "payload" and self.type is not RunEventType.CREATED:
-                continue
-            if isinstance(value, datetime):
-                value = to_wire_time(value)
-            elif hasattr(value, "to_wire"):
-                value = value.to_wire()
-            wire[_WIRE_NAMES[name]] = value
+            if convert:
+                value = to_wire_time(value) if isinstance(value, datetime) else value.to_wire()
+            wire[wire_name] = value
         return wire
 
     @classmethod
@@ -205,16 +220,14 @@ class RunEventRecord(RunEvent):
         if not id or isinstance(sequence, bool) or not isinstance(sequence, int) or sequence < 1:
             raise RunlaneError(ErrorCode.INVARIANT_VIOLATION, "event records need an id and a sequence >= 1.")
         record = object.__new__(cls)
-        for name in _EVENT_FIELDS:
-            object.__setattr__(record, name, getattr(event, name))
+        _copy_event_fields(event, record)
         object.__setattr__(record, "id", id)
         object.__setattr__(record, "sequence", sequence)
         return record
 
     def to_event(self) -> RunEvent:
         event = object.__new__(RunEvent)
-        for name in _EVENT_FIELDS:
-            object.__setattr__(event, name, getattr(self, name))
+        _copy_event_fields(self, event)
         return event
 
     def to_wire(self) -> dict[str, Any]:
@@ -263,3 +276,47 @@ _FORBIDDEN: dict[RunEventType, tuple[str, ...]] = {
     event_type: tuple(name for name in _EVENT_FIELDS if name not in _COMMON and name not in allowed)
     for event_type, allowed in _ALLOWED.items()
 }
+
+
+def _values_of(names: tuple[str, ...]) -> Callable[[object], tuple[Any, ...]]:
+    """``attrgetter`` that always returns a tuple (one C call for many fields)."""
+    if len(names) >= 2:
+        return attrgetter(*names)
+    return lambda obj: tuple(getattr(obj, name) for name in names)
+
+
+_FORBIDDEN_VALUES = {event_type: _values_of(names) for event_type, names in _FORBIDDEN.items()}
+# Value-typed fields, in check order; ``environment`` and ``actor`` (required) come first.
+_TYPED_FIELDS: tuple[tuple[str, type], ...] = tuple(_VALUE_TYPES.items())
+_TYPED_OPTIONAL = tuple(name for name, _ in _TYPED_FIELDS if name not in _REQUIRED_VALUES)
+_typed_values = _values_of(tuple(name for name, _ in _TYPED_FIELDS))
+assert tuple(name for name, _ in _TYPED_FIELDS[:2]) == ("environment", "actor")
+
+
+def _check_value_types(event_type: RunEventType, values: tuple[Any, ...]) -> None:
+    for (name, value_type), value in zip(_TYPED_FIELDS, values, strict=True):
+        if (value is not None or name in _REQUIRED_VALUES) and not isinstance(value, value_type):
+            raise RunlaneError(
+                ErrorCode.INVARIANT_VIOLATION,
+                f"{event_type.value} event {name} must be a {value_type.__name__}.",
+            )
+
+
+# Per type, in wire (sorted) order: (field, wire name, whether it needs converting: a datetime
+# or a value object with ``to_wire``; the other fields are already plain JSON).
+_CONVERTED = frozenset({"run_at", "source", "delivery", "lease", "failure"})
+_WIRE_FIELDS: dict[RunEventType, tuple[tuple[str, str, bool], ...]] = {
+    event_type: tuple((name, _WIRE_NAMES[name], name in _CONVERTED) for name in sorted(allowed))
+    for event_type, allowed in _ALLOWED.items()
+}
+
+
+# Slot setters of every ``RunEvent`` field: a copy sets each slot as ``object.__setattr__`` would.
+_EVENT_SLOT_SETTERS = tuple(RunEvent.__dict__[name].__set__ for name in _EVENT_FIELDS)
+_event_values = attrgetter(*_EVENT_FIELDS)
+
+
+def _copy_event_fields(source: RunEvent, target: RunEvent) -> None:
+    """Copy every ``RunEvent`` field (``RunEventRecord.of``, ``to_event``) without re-validating."""
+    for set_slot, value in zip(_EVENT_SLOT_SETTERS, _event_values(source), strict=True):
+        set_slot(target, value)

@@ -1,5 +1,6 @@
 """The run projection: what the reducer folds events into and storage persists next to them."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -82,7 +83,7 @@ class RunSummary:
                 "environment": self.environment.to_wire(),
                 "taskId": self.task_id,
                 "queue": self.queue,
-                "status": self.status.value,
+                "status": self.status._value_,
                 "eventSequence": self.event_sequence,
                 "createdAt": to_wire_time(self.created_at),
                 "updatedAt": to_wire_time(self.updated_at),
@@ -105,31 +106,35 @@ class RunSummary:
 
     @classmethod
     def from_wire(cls, data: object) -> "RunSummary":
-        m = require_mapping(data, "run")
-        return cls(
-            id=require(m, "id", "run"),
-            environment=Environment.from_wire(require(m, "environment", "run")),
-            task_id=require(m, "taskId", "run"),
-            queue=require(m, "queue", "run"),
-            status=parse_enum(RunStatus, require(m, "status", "run"), "status"),
-            event_sequence=int(require(m, "eventSequence", "run")),
-            created_at=from_wire_time(require(m, "createdAt", "run"), field="createdAt"),
-            updated_at=from_wire_time(require(m, "updatedAt", "run"), field="updatedAt"),
-            run_at=parse_time_or_none(m.get("runAt"), "runAt"),
-            source=RunSource.from_wire(m["source"]) if m.get("source") is not None else RunSource(),
-            attempts=int(m.get("attempts", 0)),
-            failures=int(m.get("failures", 0)),
-            retries=int(m.get("retries", 0)),
-            releases=int(m.get("releases", 0)),
-            failure=RunFailure.from_wire(m["failure"]) if m.get("failure") is not None else None,
-            lease=Lease.from_wire(m["lease"]) if m.get("lease") is not None else None,
-            idempotency_key=m.get("idempotencyKey"),
-            idempotency_key_ttl=m.get("idempotencyKeyTTL"),
-            singleton_key=m.get("singletonKey"),
-            concurrency_key=m.get("concurrencyKey"),
-            trace_carrier=m.get("traceCarrier"),
-            meta=m.get("meta"),
-        )
+        return cls(**_summary_kwargs(require_mapping(data, "run")))
+
+
+def _summary_kwargs(m: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``RunSummary`` fields of a wire run (parsed and checked as ``from_wire`` promises)."""
+    return {
+        "id": require(m, "id", "run"),
+        "environment": Environment.from_wire(require(m, "environment", "run")),
+        "task_id": require(m, "taskId", "run"),
+        "queue": require(m, "queue", "run"),
+        "status": parse_enum(RunStatus, require(m, "status", "run"), "status"),
+        "event_sequence": int(require(m, "eventSequence", "run")),
+        "created_at": from_wire_time(require(m, "createdAt", "run"), field="createdAt"),
+        "updated_at": from_wire_time(require(m, "updatedAt", "run"), field="updatedAt"),
+        "run_at": parse_time_or_none(m.get("runAt"), "runAt"),
+        "source": RunSource.from_wire(m["source"]) if m.get("source") is not None else RunSource(),
+        "attempts": int(m.get("attempts", 0)),
+        "failures": int(m.get("failures", 0)),
+        "retries": int(m.get("retries", 0)),
+        "releases": int(m.get("releases", 0)),
+        "failure": RunFailure.from_wire(m["failure"]) if m.get("failure") is not None else None,
+        "lease": Lease.from_wire(m["lease"]) if m.get("lease") is not None else None,
+        "idempotency_key": m.get("idempotencyKey"),
+        "idempotency_key_ttl": m.get("idempotencyKeyTTL"),
+        "singleton_key": m.get("singletonKey"),
+        "concurrency_key": m.get("concurrencyKey"),
+        "trace_carrier": m.get("traceCarrier"),
+        "meta": m.get("meta"),
+    }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -143,12 +148,15 @@ class RunRecord(RunSummary):
 
     @classmethod
     def from_wire(cls, data: object) -> "RunRecord":
-        summary = RunSummary.from_wire(data)
-        return cls(**summary_fields(summary), payload=require_mapping(data, "run").get("payload"))
+        m = require_mapping(data, "run")
+        return cls(**_summary_kwargs(m), payload=m.get("payload"))
 
     def summary(self) -> RunSummary:
         return RunSummary(**summary_fields(self))
 
 
+_SUMMARY_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(RunSummary))
+
+
 def summary_fields(run: RunSummary) -> dict[str, Any]:
-    return {f.name: getattr(run, f.name) for f in fields(RunSummary)}
+    return {name: getattr(run, name) for name in _SUMMARY_FIELDS}

@@ -3,6 +3,7 @@
 from collections.abc import Iterable
 from dataclasses import fields
 from datetime import datetime
+from operator import attrgetter
 from typing import Any, assert_never
 
 from runlane.domain.defaults import CONTRACT_DEFAULTS
@@ -192,12 +193,23 @@ def _record_failure(
 
 
 _RUN_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(RunRecord))
+_RUN_FIELD_INDEX = {name: index for index, name in enumerate(_RUN_FIELDS)}
+_run_values = attrgetter(*_RUN_FIELDS)
+# Slot setters of every RunRecord field (declared on RunSummary or RunRecord).
+_RUN_SLOT_SETTERS = tuple(
+    next(cls.__dict__[name] for cls in RunRecord.__mro__ if name in cls.__dict__).__set__
+    for name in _RUN_FIELDS
+)
 
 
 def _evolve(run: RunRecord, common: dict[str, Any], **changes: Any) -> RunRecord:
     """``dataclasses.replace`` without its per-call introspection (the reducer's hot path)."""
-    changes.update(common)
+    values = list(_run_values(run))
+    for name, value in changes.items():
+        values[_RUN_FIELD_INDEX[name]] = value
+    for name, value in common.items():  # common wins, as in changes.update(common)
+        values[_RUN_FIELD_INDEX[name]] = value
     record = object.__new__(RunRecord)
-    for name in _RUN_FIELDS:
-        object.__setattr__(record, name, changes[name] if name in changes else getattr(run, name))
+    for set_slot, value in zip(_RUN_SLOT_SETTERS, values, strict=True):
+        set_slot(record, value)
     return record

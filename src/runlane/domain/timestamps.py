@@ -9,6 +9,12 @@ from runlane.domain.errors import RunlaneError
 from runlane.domain.vocabulary import ErrorCode
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Formatting and parsing memos: a batch of runs shares a handful of instants (``now``, lease
+# expiries), and every record and event is written and read in wire form. Only successful
+# conversions are kept; equal aware datetimes are the same instant, hence the same wire text.
+_MEMO_LIMIT = 4096
+_WIRE_TEXT: dict[datetime, str] = {}
+_PARSED: dict[str, datetime] = {}
 
 
 def utc_ms(
@@ -29,17 +35,29 @@ def utc_ms(
 
 def to_wire_time(value: datetime) -> str:
     """``2025-01-02T03:04:05.678Z`` (JavaScript ``toISOString()``)."""
-    value = utc_ms(value)
-    # Not strftime("%Y"): it does not zero-pad years below 1000, and toISOString() does.
-    return (
-        f"{value.year:04d}-{value.month:02d}-{value.day:02d}T"
-        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond // 1000:03d}Z"
-    )
+    exact = type(value) is datetime
+    if exact:
+        text = _WIRE_TEXT.get(value)
+        if text is not None:
+            return text
+    normalised = utc_ms(value)
+    # isoformat() zero-pads years below 1000 as toISOString() does (strftime("%Y") does not);
+    # a UTC datetime always ends in "+00:00".
+    text = normalised.isoformat(timespec="milliseconds")[:-6] + "Z"
+    if exact:
+        if len(_WIRE_TEXT) >= _MEMO_LIMIT:
+            _WIRE_TEXT.clear()
+        _WIRE_TEXT[value] = text
+    return text
 
 
 def from_wire_time(
     value: object, *, field: str = "datetime", code: ErrorCode = ErrorCode.VALIDATION_FAILED
 ) -> datetime:
+    if type(value) is str:
+        parsed = _PARSED.get(value)
+        if parsed is not None:
+            return parsed
     if isinstance(value, datetime):
         return utc_ms(value, field=field, code=code)
     if not isinstance(value, str) or not value:
@@ -53,7 +71,12 @@ def from_wire_time(
         ) from exc
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return utc_ms(parsed, field=field, code=code)
+    parsed = utc_ms(parsed, field=field, code=code)
+    if type(value) is str:
+        if len(_PARSED) >= _MEMO_LIMIT:
+            _PARSED.clear()
+        _PARSED[value] = parsed
+    return parsed
 
 
 def to_epoch_ms(value: datetime) -> int:

@@ -38,7 +38,18 @@ class Environment:
 
     @classmethod
     def from_wire(cls, data: object) -> "Environment":
-        return cls(name=require(require_mapping(data, "environment"), "name", "environment"))
+        name = require(require_mapping(data, "environment"), "name", "environment")
+        known = _ENVIRONMENTS.get(name) if type(name) is str else None
+        if known is None:
+            known = cls(name=name)
+            if len(_ENVIRONMENTS) < _MAX_KNOWN_ENVIRONMENTS:
+                _ENVIRONMENTS[name] = known
+        return known
+
+
+# Every stored run, event and message names its environment: equal values, so one instance each.
+_ENVIRONMENTS: dict[str, Environment] = {}
+_MAX_KNOWN_ENVIRONMENTS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +66,9 @@ class Actor:
             raise RunlaneError(ErrorCode.VALIDATION_FAILED, "actor id must be a non-empty string.")
 
     def to_wire(self) -> dict[str, Any]:
-        return compact({"type": self.type.value, "id": self.id})
+        if self.id is None:
+            return {"type": self.type._value_}
+        return {"type": self.type._value_, "id": self.id}
 
     @classmethod
     def from_wire(cls, data: object) -> "Actor":
@@ -82,9 +95,11 @@ class RunSource:
             as_id(IdKind.RUN, self.source_run_id)
 
     def to_wire(self) -> dict[str, Any]:
+        if self.source_run_id is None and self.schedule_id is None and self.occurrence_id is None:
+            return {"type": self.type._value_}
         return compact(
             {
-                "type": self.type.value,
+                "type": self.type._value_,
                 "sourceRunId": self.source_run_id,
                 "scheduleId": self.schedule_id,
                 "occurrenceId": self.occurrence_id,
@@ -113,8 +128,9 @@ class Lease:
 
     def __post_init__(self) -> None:
         as_id(IdKind.WORKER, self.worker_id)
-        for name in ("claimed_at", "expires_at", "heartbeat_at"):
-            _set(self, name, utc_ms(getattr(self, name), field=name))
+        _set(self, "claimed_at", utc_ms(self.claimed_at, field="claimed_at"))
+        _set(self, "expires_at", utc_ms(self.expires_at, field="expires_at"))
+        _set(self, "heartbeat_at", utc_ms(self.heartbeat_at, field="heartbeat_at"))
 
     def is_expired(self, now: datetime) -> bool:
         return self.expires_at <= now

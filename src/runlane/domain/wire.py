@@ -3,7 +3,7 @@
 from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from runlane.domain.errors import RunlaneError
 from runlane.domain.timestamps import from_wire_time, to_wire_time
@@ -26,6 +26,8 @@ def parse_time_or_none(value: object, field: str) -> datetime | None:
 
 
 def require_mapping(value: object, what: str) -> Mapping[str, Any]:
+    if type(value) is dict:
+        return value  # parsed JSON: skip the abstract-base-class check
     if not isinstance(value, Mapping):
         raise RunlaneError(ErrorCode.VALIDATION_FAILED, f"{what} must be an object.", meta={"field": what})
     return value
@@ -43,7 +45,9 @@ def parse_enum(
     enum: type[E], value: object, field: str, *, code: ErrorCode = ErrorCode.VALIDATION_FAILED
 ) -> E:
     """``enum(value)``, but an unknown value is a ``RunlaneError`` rather than a ``ValueError``."""
-    if isinstance(value, str) and value in enum._value2member_map_:
-        return enum(value)
+    if isinstance(value, str):
+        member = enum._value2member_map_.get(value)  # what enum(value) looks up, without its call
+        if member is not None:
+            return cast(E, member)
     allowed = ", ".join(member.value for member in enum)
     raise RunlaneError(code, f"{field} {value!r} is not one of: {allowed}.", meta={"field": field})

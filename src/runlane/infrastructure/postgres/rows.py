@@ -26,7 +26,7 @@ def run_values(run: RunRecord) -> dict[str, Any]:
         "id": run.id,
         "task_id": run.task_id,
         "queue": run.queue,
-        "status": run.status.value,
+        "status": run.status._value_,
         "event_sequence": run.event_sequence,
         "created_at": run.created_at,
         "updated_at": run.updated_at,
@@ -51,7 +51,7 @@ def event_values(record: RunEventRecord) -> dict[str, Any]:
         "environment": record.environment.name,
         "run_id": record.run_id,
         "sequence": record.sequence,
-        "type": record.type.value,
+        "type": record.type._value_,
         "occurred_at": record.occurred_at,
         "event": record.to_wire(),
     }
