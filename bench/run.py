@@ -119,6 +119,9 @@ def plan(system: System, args: argparse.Namespace) -> list[Step]:
         fast = {**latency, "poll_interval": "50ms", "label": "latency_poll_50ms"}
         steps.append(Step("latency_poll_50ms", "latency", "empty", fast))
         steps.append(Step("rss", "rss", "rss", {"total": args.rss_runs, "concurrency": 10}))
+    if args.workloads:
+        wanted = set(args.workloads.split(","))
+        steps = [step for step in steps if step.workload in wanted or step.name in wanted]
     return steps
 
 
@@ -271,6 +274,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--save", type=Path, default=RESULTS_DIR / "latest.jsonl", help="where to keep the JSON lines"
     )
     parser.add_argument("--durable", action="store_true", help="fsync etc. on (default: off)")
+    parser.add_argument(
+        "--workloads",
+        default="",
+        help="comma-separated workloads or step names to run (default: all), e.g. enqueue_one,latency",
+    )
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error("--n must be positive")

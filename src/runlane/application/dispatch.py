@@ -60,8 +60,16 @@ async def publish_outbox(
             environment=ctx.environment, now=now, limit=limit, claim_timeout_ms=_CLAIM_TIMEOUT_MS, ids=ids
         )
     )
+    return await publish_claimed(ctx, claimed, now=now)
+
+
+async def publish_claimed(
+    ctx: RuntimeContext, claimed: tuple[OutboxMessage, ...], *, now: datetime
+) -> DispatchReport:
+    """Publish rows this process holds claimed (by a claim, or written claimed by its own append)."""
     if not claimed:
         return DispatchReport()
+    storage = ctx.lane.storage
     command = PublishWakeups(
         attempts=tuple(PublishWakeupAttempt(outbox_message_id=row.id, message=row.message) for row in claimed)
     )

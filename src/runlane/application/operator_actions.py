@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from runlane.application.dispatch import publish_outbox
+from runlane.application.dispatch import publish_claimed
 from runlane.application.operator_reads import OperatorReads
 from runlane.application.run_writes import append_events
 from runlane.application.runtime_context import RuntimeContext
@@ -138,12 +138,11 @@ class OperatorActions:
         if creation.idempotency_key is not None or creation.singleton_key is not None:
             # Task-level keys would converge on the source's owner; a child is a deliberate new run.
             creation = replace(creation, idempotency_key=None, idempotency_key_ttl=None, singleton_key=None)
-        result = await persist_creation(ctx, creation, now=now)
-        if ctx.dispatch is not TriggerDispatchMode.EAGER:
+        eager = ctx.dispatch is TriggerDispatchMode.EAGER
+        result = await persist_creation(ctx, creation, now=now, claim_outbox=eager)
+        if not eager:
             return TriggerRunResult(result.run, TriggerOutcomeType.CREATED)
-        report = await publish_outbox(
-            ctx, now=now, limit=len(result.outbox_message_ids), ids=result.outbox_message_ids
-        )
+        report = await publish_claimed(ctx, result.claimed_outbox, now=now)
         return TriggerRunResult(result.run, TriggerOutcomeType.CREATED, report.published, report.failed)
 
     async def prune(

@@ -28,6 +28,7 @@ def append_command(
     schedule_occurrence: ScheduleOccurrenceClaim | None = None,
     concurrency_limit: int | None = None,
     transaction: object | None = None,
+    claim_outbox: bool = False,
 ) -> AppendRunEvents:
     """Project ``events`` onto ``run`` with the pure reducer: the compare-and-append storage applies."""
     expected = 0 if run is None else run.event_sequence
@@ -42,6 +43,7 @@ def append_command(
         schedule_occurrence=schedule_occurrence,
         concurrency_limit=concurrency_limit,
         transaction=transaction,
+        claim_outbox=claim_outbox,
     )
 
 
@@ -55,8 +57,13 @@ async def append_events(
     concurrency_limit: int | None = None,
     transaction: object | None = None,
     batched: bool = False,
+    claim_outbox: bool = False,
 ) -> AppendRunEventsResult:
-    """``batched``: share a round trip with other outcomes finishing now (group commit)."""
+    """``batched``: share a round trip with other outcomes finishing now (group commit).
+
+    ``claim_outbox``: the caller publishes the derived rows itself (eager dispatch), so storage
+    writes them already claimed and returns them.
+    """
     command = append_command(
         ctx,
         run,
@@ -65,6 +72,7 @@ async def append_events(
         schedule_occurrence=schedule_occurrence,
         concurrency_limit=concurrency_limit,
         transaction=transaction,
+        claim_outbox=claim_outbox,
     )
     if batched and transaction is None:
         return await ctx.outcomes.append(command)

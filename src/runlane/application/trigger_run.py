@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from runlane.application.dispatch import publish_outbox
+from runlane.application.dispatch import publish_claimed
 from runlane.application.run_writes import append_command, append_events, delivery_event
 from runlane.application.runtime_context import RuntimeContext
 from runlane.application.task_definition import TaskDefinition, resolve_key
@@ -24,6 +24,7 @@ from runlane.ports.storage_commands import (
     AppendManyRunEvents,
     AppendRunEvents,
     AppendRunEventsResult,
+    OutboxMessage,
     ScheduleOccurrenceClaim,
 )
 from runlane.ports.transport import FailedWakeupPublish, PublishedWakeup
@@ -186,6 +187,7 @@ async def persist_creation(
     now: datetime,
     schedule_occurrence: ScheduleOccurrenceClaim | None = None,
     transaction: object | None = None,
+    claim_outbox: bool = False,
 ) -> AppendRunEventsResult:
     return await append_events(
         ctx,
@@ -194,6 +196,7 @@ async def persist_creation(
         now=now,
         schedule_occurrence=schedule_occurrence,
         transaction=transaction,
+        claim_outbox=claim_outbox,
     )
 
 
@@ -209,17 +212,16 @@ async def trigger_run(
     now = ctx.now()
     mode = dispatch or ctx.dispatch
     creation = prepare_creation(ctx, handle, payload, now=now, **options)
-    result = await persist_creation(ctx, creation, now=now, transaction=connection)
+    # Inside a caller's transaction the row is not visible until they commit: tick publishes it then.
+    eager = mode is TriggerDispatchMode.EAGER and connection is None
+    result = await persist_creation(ctx, creation, now=now, transaction=connection, claim_outbox=eager)
     if result.returned_existing:
         ctx.log(20, "trigger returned existing run", run_id=result.run.id, task_id=result.run.task_id)
         return TriggerRunResult(run=result.run, outcome=TriggerOutcomeType.RETURNED_EXISTING)
     ctx.log(20, "run created", run_id=result.run.id, task_id=result.run.task_id, queue=result.run.queue)
-    # Inside a caller's transaction the row is not visible until they commit: tick publishes it then.
-    if mode is TriggerDispatchMode.DEFERRED or connection is not None or not result.outbox_message_ids:
+    if not eager or not result.claimed_outbox:
         return TriggerRunResult(run=result.run, outcome=TriggerOutcomeType.CREATED)
-    report = await publish_outbox(
-        ctx, now=now, limit=len(result.outbox_message_ids), ids=result.outbox_message_ids
-    )
+    report = await publish_claimed(ctx, result.claimed_outbox, now=now)
     return TriggerRunResult(
         run=result.run, outcome=TriggerOutcomeType.CREATED, published=report.published, failed=report.failed
     )
@@ -244,14 +246,16 @@ async def trigger_many(
     if isinstance(payloads, str | bytes) or not isinstance(payloads, Sequence):
         raise RunlaneError(_VALIDATION, "payloads must be a list.")
     now = ctx.now()
-    mode = dispatch or ctx.dispatch
+    eager = (dispatch or ctx.dispatch) is TriggerDispatchMode.EAGER
     slots: list[TriggerRunResult | RunlaneError | None] = []
     commands: list[AppendRunEvents] = []
     positions: list[int] = []
     for index, payload in enumerate(payloads):
         try:
             creation = prepare_creation(ctx, handle, payload, now=now, **options)
-            command = append_command(ctx, None, creation_events(ctx, creation, now), now=now)
+            command = append_command(
+                ctx, None, creation_events(ctx, creation, now), now=now, claim_outbox=eager
+            )
         except RunlaneError as exc:
             slots.append(exc)
             continue
@@ -263,7 +267,8 @@ async def trigger_many(
     many = await ctx.lane.storage.append_many_run_events(
         AppendManyRunEvents(environment=ctx.environment, commands=tuple(commands))
     )
-    created_ids: list[str] = []
+    created = 0
+    claimed: list[OutboxMessage] = []
     for index, outcome in zip(positions, many.results, strict=True):
         if isinstance(outcome, RunlaneError):
             slots[index] = outcome
@@ -271,9 +276,10 @@ async def trigger_many(
             slots[index] = TriggerRunResult(run=outcome.run, outcome=TriggerOutcomeType.RETURNED_EXISTING)
         else:
             slots[index] = TriggerRunResult(run=outcome.run, outcome=TriggerOutcomeType.CREATED)
-            created_ids.extend(outcome.outbox_message_ids)
-    if mode is TriggerDispatchMode.EAGER and created_ids:
-        report = await publish_outbox(ctx, now=now, limit=len(created_ids), ids=tuple(created_ids))
+            created += 1
+            claimed.extend(outcome.claimed_outbox)
+    if claimed:
+        report = await publish_claimed(ctx, tuple(claimed), now=now)
         for index, outcome in zip(positions, many.results, strict=True):
             if isinstance(outcome, RunlaneError) or outcome.returned_existing:
                 continue
@@ -284,5 +290,5 @@ async def trigger_many(
                 published=tuple(o for o in sent if isinstance(o, PublishedWakeup)),
                 failed=tuple(o for o in sent if isinstance(o, FailedWakeupPublish)),
             )
-    ctx.log(20, "runs created in batch", count=len(created_ids))
+    ctx.log(20, "runs created in batch", count=created)
     return tuple(s for s in slots if s is not None)

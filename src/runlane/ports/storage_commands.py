@@ -1,7 +1,8 @@
 """Frozen commands and typed results of the storage port: one command in, one result out."""
 
+import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from runlane.domain.errors import RunlaneError
@@ -35,6 +36,13 @@ class AppendRunEvents:
     ``transaction`` is an adapter-specific handle of a caller-owned transaction (for Postgres, the
     caller's SQLAlchemy ``AsyncConnection``): the write joins it and is committed by the caller.
     Adapters that cannot join external transactions raise ``capability_unsupported``.
+
+    ``claim_outbox`` (eager dispatch): the derived outbox rows that are already due (``available_at
+    <= now``) are written claimed by this append, exactly as ``ClaimOutboxMessages(ids=...)`` right
+    after the commit would leave them (fresh ``claim_token``, ``attempts`` 1, ``claimed_at = now``),
+    and come back in ``AppendRunEventsResult.claimed_outbox``. It saves the publisher a claim
+    round trip; a publisher that dies before completing them leaves rows that are recovered as
+    stranded claims, like any other.
     """
 
     environment: Environment
@@ -46,6 +54,7 @@ class AppendRunEvents:
     schedule_occurrence: ScheduleOccurrenceClaim | None = None
     concurrency_limit: int | None = None
     transaction: object | None = None
+    claim_outbox: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,6 +65,7 @@ class AppendRunEventsResult:
     events: tuple[RunEventRecord, ...] = ()
     outbox_message_ids: tuple[str, ...] = ()
     returned_existing: bool = False
+    claimed_outbox: tuple["OutboxMessage", ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -245,6 +255,17 @@ class OutboxMessage:
     published_at: datetime | None = None
     provider_message_id: str | None = None
     last_error: OutboxFailureRecord | None = None
+
+    def claimed_at_append(self, now: datetime) -> "OutboxMessage":
+        """This freshly derived row as an append with ``claim_outbox`` writes it (see ``AppendRunEvents``)."""
+        return replace(
+            self,
+            status=OutboxMessageStatus.CLAIMED,
+            claim_token=uuid.uuid4().hex,
+            claimed_at=now,
+            attempts=self.attempts + 1,
+            updated_at=now,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,6 +1,7 @@
 """Batched hot paths cost a constant number of statements, with SQL text that does not vary with N.
 
-Statements are counted at the driver (SQLAlchemy's ``before_cursor_execute``), so a per-run
+Statements are counted at the driver (``statement_recorder``: SQLAlchemy's ``before_cursor_execute``
+and the direct psycopg path of ``driver_statements``), so a per-run
 statement anywhere on the path would show up as a count that grows with the batch.
 """
 
@@ -12,7 +13,6 @@ from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import event
 
 from runlane.domain.run_record import RunRecord
 from runlane.domain.values import Environment
@@ -32,6 +32,7 @@ from runlane.testing.run_builders import (
     succeeded_event,
 )
 from tests.integration.postgres.helpers import started_storage
+from tests.integration.postgres.statement_recorder import recorded_statements as record_statements
 from tests.support.pg_cluster import PostgresCluster
 
 
@@ -48,17 +49,8 @@ async def one_connection_storage(
 
 @contextmanager
 def recorded_statements(storage: PostgresStorage) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def record(conn: object, cursor: object, statement: str, *rest: object) -> None:
-        statements.append(statement)
-
-    engine = storage.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with record_statements(storage.engine) as statements:
         yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 async def _create(storage: PostgresStorage, env: Environment, clock: ControlledClock, count: int) -> None:

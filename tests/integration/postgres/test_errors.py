@@ -10,7 +10,7 @@ from sqlalchemy import exc as sa_exc
 
 from runlane.domain.errors import RunlaneError
 from runlane.domain.timestamps import add_ms
-from runlane.domain.vocabulary import ErrorCode, StorageConflictKind
+from runlane.domain.vocabulary import ErrorCode, RunStatus, StorageConflictKind
 from runlane.infrastructure.postgres.errors import translate_error
 from runlane.ports.storage_commands import HeartbeatRunLease
 from runlane.testing.clocks import ControlledClock
@@ -23,16 +23,22 @@ async def test_the_pool_recovers_after_a_server_restart(
     pg_cluster: PostgresCluster, pg_migrated_schema: str
 ) -> None:
     async with (
-        started_storage(pg_cluster.dsn, pg_migrated_schema) as pinging,
+        started_storage(pg_cluster.dsn, pg_migrated_schema) as socket_checked,
+        started_storage(pg_cluster.dsn, pg_migrated_schema, pool_pre_ping=True) as pinging,
         started_storage(pg_cluster.dsn, pg_migrated_schema, pool_pre_ping=False) as trusting,
     ):
         clock = ControlledClock()
-        pinged = StorageKit(pinging, unique_environment("restart"), clock)
-        trusted = StorageKit(trusting, pinged.environment, clock)
-        run = (await pinged.create()).run
-        assert await trusted.get(run.id) == run  # both pools now hold an open connection
+        checked = StorageKit(socket_checked, unique_environment("restart"), clock)
+        pinged = StorageKit(pinging, checked.environment, clock)
+        trusted = StorageKit(trusting, checked.environment, clock)
+        run = (await checked.create()).run
+        # Every pool now holds an open connection.
+        assert await pinged.get(run.id) == await trusted.get(run.id) == run
         pg_cluster.restart()
-        # With pre-ping (the default) the stale connection is replaced before use.
+        # The default socket check sees the closed connection without a round trip and replaces it.
+        assert await checked.get(run.id) == run
+        assert (await checked.create()).run.status is RunStatus.QUEUED
+        # So does the query ping.
         assert await pinged.get(run.id) == run
         # Without it the first use fails as a retryable error, and the pool heals itself.
         with pytest.raises(RunlaneError) as info:

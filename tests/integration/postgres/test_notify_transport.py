@@ -13,7 +13,6 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
-from sqlalchemy import event
 
 from runlane.domain.errors import RunlaneError
 from runlane.domain.values import DeliveryMessage, Environment
@@ -34,6 +33,7 @@ from runlane.ports.transport import (
 )
 from runlane.testing import TransportConformance
 from runlane.testing.conformance.transport_suite import WakeupInbox
+from tests.integration.postgres.statement_recorder import recorded_statements
 from tests.support.pg_cluster import PostgresCluster
 
 WAIT_S = 10.0
@@ -151,16 +151,11 @@ def test_options_are_validated() -> None:
 
 
 async def test_one_statement_publishes_a_whole_batch(transport: PostgresNotifyTransport) -> None:
-    statements: list[str] = []
-    event.listen(
-        transport.engine.sync_engine,
-        "before_cursor_execute",
-        lambda conn, cursor, statement, *rest: statements.append(statement),
-    )
     inbox = WakeupInbox()
     subscription = await transport.listen(None, inbox)
     messages = [_message(queue=f"q{index % 3}") for index in range(40)]
-    result = await transport.publish_wakeups(PublishWakeups(attempts=tuple(map(_attempt, messages))))
+    with recorded_statements(transport.engine) as statements:
+        result = await transport.publish_wakeups(PublishWakeups(attempts=tuple(map(_attempt, messages))))
     assert len(result.outcomes) == 40
     assert all(isinstance(outcome, PublishedWakeup) for outcome in result.outcomes)
     assert [s for s in statements if "pg_notify" in s] == statements

@@ -30,6 +30,10 @@ class StagedAppend:
     outbox: tuple[OutboxMessage, ...]
     occurrence: OccurrenceRecord | None = None
 
+    @property
+    def claimed_outbox(self) -> tuple[OutboxMessage, ...]:
+        return tuple(row for row in self.outbox if row.claim_token is not None)
+
 
 def stage_append(
     *,
@@ -41,6 +45,7 @@ def stage_append(
     run: RunRecord,
     now: datetime,
     occurrence: OccurrenceRecord | None = None,
+    claim_outbox: bool = False,
 ) -> StagedAppend:
     if not events:
         raise invariant_violation("An append needs at least one event.", run_id=run_id)
@@ -68,6 +73,8 @@ def stage_append(
         for record in records
         if record.type is RunEventType.DELIVERY_REQUESTED
     )
+    if claim_outbox:
+        outbox = tuple(row.claimed_at_append(now) if row.available_at <= now else row for row in outbox)
     return StagedAppend(
         environment=environment, old=old, new=run, records=records, outbox=outbox, occurrence=occurrence
     )

@@ -152,6 +152,7 @@ class InMemoryStorage:
                 run=command.run,
                 now=command.now,
                 occurrence=occurrence,
+                claim_outbox=command.claim_outbox,
             )
             if (
                 command.concurrency_limit is not None
@@ -168,6 +169,7 @@ class InMemoryStorage:
                 run=staged.new,
                 events=staged.records,
                 outbox_message_ids=tuple(row.id for row in staged.outbox),
+                claimed_outbox=staged.claimed_outbox,
             )
 
     async def claim_due_runs(self, command: ClaimDueRuns) -> tuple[ClaimedRun, ...]:

@@ -29,7 +29,7 @@ from runlane.infrastructure.postgres import runs
 from runlane.infrastructure.postgres.bulk import RunWrite, current_sequences, write_staged
 from runlane.infrastructure.postgres.errors import translate_error
 from runlane.infrastructure.postgres.schema import StorageTables
-from runlane.infrastructure.postgres.writes import StagedWrite, stage
+from runlane.infrastructure.postgres.writes import StagedWrite, stage_command
 from runlane.ports.storage_commands import (
     AppendManyRunEvents,
     AppendRunEvents,
@@ -47,24 +47,12 @@ class _Plain:
     staged: StagedWrite
 
 
-def _stage(command: AppendRunEvents) -> StagedWrite:
-    return stage(
-        command.environment,
-        run_id=command.run_id,
-        old=None,
-        expected_sequence=command.expected_sequence,
-        events=command.events,
-        run=command.run,
-        now=command.now,
-    )
-
-
-def _plain(command: AppendRunEvents) -> StagedWrite | None:
+def plain_staged(command: AppendRunEvents) -> StagedWrite | None:
     """The staged write when ``command`` can go set-based, ``None`` when it needs the full path.
 
     Every item is staged (validated) here, before anything is written.
     """
-    staged = _stage(command)
+    staged = stage_command(command)
     if staged.is_create:
         created = command.events[0]
         if created.type is not RunEventType.CREATED:
@@ -113,7 +101,10 @@ async def _write_segment(
             )
         else:
             results[p.index] = AppendRunEventsResult(
-                run=item.new, events=item.records, outbox_message_ids=item.outbox_message_ids
+                run=item.new,
+                events=item.records,
+                outbox_message_ids=item.outbox_message_ids,
+                claimed_outbox=item.claimed_outbox,
             )
 
 
@@ -140,7 +131,7 @@ async def append_many_run_events(
 ) -> tuple[Outcome, ...]:
     _check(command)
     # Stage everything first: an invalid item fails the call before anything is written.
-    plans = [_plain(item) for item in command.commands]
+    plans = [plain_staged(item) for item in command.commands]
     results: list[Outcome | None] = [None] * len(plans)
     segment: list[_Plain] = []
     in_segment: set[str] = set()

@@ -12,7 +12,7 @@ expanding ``IN`` would give every batch size its own text, cache entry and prepa
 rows and the ended reservations are joined to those ids, so a run that lost its compare-and-set
 gets nothing written, in the same round trip."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
@@ -27,7 +27,14 @@ from sqlalchemy.types import TypeEngine
 
 from runlane.domain.errors import invariant_violation
 from runlane.domain.vocabulary import RUNNABLE_RUN_STATUSES
-from runlane.infrastructure.postgres.array_literals import array_literal
+from runlane.infrastructure.postgres import driver_statements
+from runlane.infrastructure.postgres.array_literals import (
+    array_literal,
+    document_array,
+    int_array,
+    text_array,
+    timestamp_array,
+)
 from runlane.infrastructure.postgres.rows import event_values, run_values
 from runlane.infrastructure.postgres.schema import (
     RUNNABLE_STATUS_VALUES,
@@ -69,6 +76,8 @@ OUTBOX_COLUMNS = (
     "available_at",
     "created_at",
     "updated_at",
+    "claim_token",
+    "claimed_at",
 )
 _ENVIRONMENT = "w_environment"
 _EXPECTED = "w_expected"
@@ -102,6 +111,9 @@ def ids_array(name: str) -> ColumnElement[Any]:
     return _array_param(name, sa.Text())
 
 
+_Encoder = Callable[[Sequence[object]], str]
+
+
 @dataclass(frozen=True, slots=True)
 class _Rows:
     """``unnest`` of one array parameter per column, aliased ``alias(col, ...)``."""
@@ -110,6 +122,8 @@ class _Rows:
     prefix: str
     names: tuple[str, ...]
     source: sa.TableValuedAlias
+    # (name, bind parameter, column encoder) for ``names`` and the extra columns.
+    encoders: tuple[tuple[str, str, _Encoder], ...]
 
     @classmethod
     def of(
@@ -129,7 +143,29 @@ class _Rows:
             )
             .render_derived()
         )
-        return cls(table=table, prefix=prefix, names=tuple(names), source=source)
+        encoders = tuple(
+            (name, _bind(prefix, name), cls._encoder(table.c[name].type if name in table.c else item))
+            for name, item in typed
+        )
+        return cls(table=table, prefix=prefix, names=tuple(names), source=source, encoders=encoders)
+
+    @staticmethod
+    def _encoder(column_type: TypeEngine[Any]) -> _Encoder:
+        """The whole-column encoder for a column type (each encodes as ``array_literal`` would)."""
+        if isinstance(column_type, ExactJson):
+            return _Rows._documents
+        if isinstance(column_type, sa.DateTime):
+            return timestamp_array
+        if isinstance(column_type, sa.Integer):
+            return int_array
+        if isinstance(column_type, sa.String):
+            return text_array
+        return array_literal
+
+    @staticmethod
+    def _documents(values: Sequence[object]) -> str:
+        """Documents serialised exactly as ``ExactJson`` would, cast back to ``json`` in SQL."""
+        return document_array([dumps_json(value) for value in values])
 
     def value(self, name: str) -> ColumnElement[Any]:
         column = self.source.c[name]
@@ -139,13 +175,12 @@ class _Rows:
 
     def params(self, rows: Sequence[dict[str, Any]], extra: Iterable[str] = ()) -> dict[str, str]:
         """Column-wise arrays of ``rows`` (documents serialised exactly as ``ExactJson`` would)."""
-        params: dict[str, str] = {}
-        for name in (*self.names, *extra):
-            if name in self.table.c and isinstance(self.table.c[name].type, ExactJson):
-                params[_bind(self.prefix, name)] = array_literal(dumps_json(row[name]) for row in rows)
-            else:
-                params[_bind(self.prefix, name)] = array_literal(row[name] for row in rows)
-        return params
+        wanted = frozenset((*self.names, *extra))
+        return {
+            bind: encode([row[name] for row in rows])
+            for name, bind, encode in self.encoders
+            if name in wanted
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +216,8 @@ def _children(
                 q.c.environment == sa.bindparam(_ENVIRONMENT),
                 q.c.run_id == sa.any_(ids_array(_RUN_IDS)),  # a primary-key lookup, whatever the stats
                 q.c.run_id == head.c.id,
-                head.c.status.not_in(RUNNABLE_STATUS_VALUES),
+                # Constants rendered inline (no expanding parameter): see ``driver_statements``.
+                head.c.status.not_in([sa.literal_column(f"'{value}'") for value in RUNNABLE_STATUS_VALUES]),
             )
             .cte("w_reservations")
         )
@@ -266,8 +302,7 @@ async def write_staged(
         **built.events.params(events),
         **built.outbox.params(outbox),
     }
-    result = await conn.execute(built.statement, params)
-    return set(result.scalars())
+    return set(await driver_statements.scalars(conn, built.statement, params))
 
 
 async def update_locked_runs(conn: AsyncConnection, t: StorageTables, staged: Sequence[StagedWrite]) -> None:
@@ -344,3 +379,7 @@ async def current_sequences(
         {_RUN_IDS: array_literal(run_ids)},
     )
     return {row.id: row.event_sequence for row in result}
+
+
+# Other set-based statements (outbox completions) build their row sources the same way.
+Rows = _Rows

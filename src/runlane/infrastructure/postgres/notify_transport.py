@@ -30,9 +30,11 @@ from runlane.domain.ids import IdKind, as_id
 from runlane.domain.queues import QueueDefinition
 from runlane.domain.values import OutboxFailureRecord
 from runlane.domain.vocabulary import ErrorCode
+from runlane.infrastructure.postgres import driver_statements
 from runlane.infrastructure.postgres.array_literals import array_literal
 from runlane.infrastructure.postgres.connection import ResolvedConnection, resolve_connection
 from runlane.infrastructure.postgres.errors import driver_detail, translate_error
+from runlane.infrastructure.postgres.liveness import SOCKET, PrePing, check_pre_ping, install_liveness_check
 from runlane.infrastructure.postgres.notify_listener import PostgresWakeupSubscription
 from runlane.infrastructure.postgres.wakeup_channels import (
     all_queues_channel,
@@ -92,7 +94,7 @@ class PostgresNotifyTransport:
         name: str = DEFAULT_NAME,
         pool_size: int = 2,
         max_overflow: int = 2,
-        pool_pre_ping: bool = True,
+        pool_pre_ping: PrePing = SOCKET,
         pool_recycle: float = 1800.0,
         connect_timeout: float = 10.0,
         application_name: str = "runlane-notify",
@@ -116,7 +118,7 @@ class PostgresNotifyTransport:
         self._engine_options: dict[str, Any] = {
             "pool_size": _count(pool_size, "pool_size", 1),
             "max_overflow": _count(max_overflow, "max_overflow", 0),
-            "pool_pre_ping": bool(pool_pre_ping),
+            "pool_pre_ping": check_pre_ping(pool_pre_ping) is True,
             "pool_recycle": _positive(pool_recycle, "pool_recycle"),
             # NOTIFY in a transaction is delivered at commit; autocommit delivers it at once.
             "isolation_level": "AUTOCOMMIT",
@@ -125,6 +127,7 @@ class PostgresNotifyTransport:
                 "application_name": application_name,
             },
         }
+        self._socket_check = pool_pre_ping == SOCKET
         self._engine: AsyncEngine | None = None
         self._subscriptions: set[PostgresWakeupSubscription] = set()
         self._all_channel = all_queues_channel(connection.schema)
@@ -163,6 +166,8 @@ class PostgresNotifyTransport:
         if self._engine is not None:
             return
         engine = create_async_engine(self._connection.url, **self._engine_options)
+        if self._socket_check:
+            install_liveness_check(engine)
         try:
             async with engine.connect() as conn:
                 await conn.execute(sa.select(sa.literal(1)))
@@ -210,8 +215,10 @@ class PostgresNotifyTransport:
         if channels:
             try:
                 async with engine.connect() as conn:
-                    await conn.execute(
-                        _PUBLISH, {"channels": array_literal(channels), "payloads": array_literal(payloads)}
+                    await driver_statements.execute(
+                        conn,
+                        _PUBLISH,
+                        {"channels": array_literal(channels), "payloads": array_literal(payloads)},
                     )
             except _DB_ERRORS as exc:
                 raise RunlaneError(
@@ -300,7 +307,7 @@ def postgres_notify_transport(
     name: str = DEFAULT_NAME,
     pool_size: int = 2,
     max_overflow: int = 2,
-    pool_pre_ping: bool = True,
+    pool_pre_ping: PrePing = SOCKET,
     pool_recycle: float = 1800.0,
     connect_timeout: float = 10.0,
     application_name: str = "runlane-notify",

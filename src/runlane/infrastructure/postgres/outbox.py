@@ -7,8 +7,9 @@ recovered by another cannot overwrite the newer outcome.
 """
 
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,9 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runlane.domain.errors import invariant_violation
 from runlane.domain.vocabulary import OutboxMessageStatus
+from runlane.infrastructure.postgres import driver_statements
+from runlane.infrastructure.postgres.array_literals import array_literal
+from runlane.infrastructure.postgres.bulk import Rows, ids_array
 from runlane.infrastructure.postgres.claims import check_limit
 from runlane.infrastructure.postgres.rows import outbox_from_row
-from runlane.infrastructure.postgres.schema import OPEN_OUTBOX_STATUS_VALUES, StorageTables
+from runlane.infrastructure.postgres.schema import OPEN_OUTBOX_STATUS_VALUES, StorageTables, build_tables
 from runlane.ports.storage_commands import (
     ClaimOutboxMessages,
     CompleteOutboxMessages,
@@ -90,42 +94,108 @@ async def claim_outbox_messages(
     return tuple(claimed)
 
 
-def _completion_values(completion: OutboxCompletion) -> dict[str, Any]:
+_COMPLETION_COLUMNS = (
+    "id",
+    "claim_token",
+    "status",
+    "updated_at",
+    "published_at",
+    "provider_message_id",
+    "last_error",
+    "available_at",
+)
+_ENVIRONMENT = "c_environment"
+_IDS = "c_ids"
+
+
+@dataclass(frozen=True, slots=True)
+class _CompleteStatement:
+    statement: sa.Update
+    rows: Rows
+
+
+@lru_cache(maxsize=32)
+def _complete_statement(schema: str) -> _CompleteStatement:
+    """One ``UPDATE ... FROM unnest(...)`` for every completion of a call, built once per schema.
+
+    Rows are locked in id order first (as ``bulk`` does), so two completers that share rows (a
+    publisher whose stranded claim was recovered by another) queue instead of deadlocking. A row
+    changes only while it is still ``claimed`` with the completion's token. ``NULL`` in a column
+    means "leave it": each status sets only its own columns.
+    """
+    o = build_tables(schema).outbox_messages
+    rows = Rows.of(o, "c", _COMPLETION_COLUMNS)
+    v = rows.source
+    locked = (
+        sa.select(o.c.id)
+        .where(o.c.environment == sa.bindparam(_ENVIRONMENT), o.c.id == sa.any_(ids_array(_IDS)))
+        .order_by(o.c.id)
+        .with_for_update()
+        .cte("c_locked")
+    )
+
+    def kept(name: str) -> sa.ColumnElement[Any]:
+        return sa.func.coalesce(rows.value(name), o.c[name])
+
+    statement = (
+        sa.update(o)
+        .where(
+            o.c.environment == sa.bindparam(_ENVIRONMENT),
+            o.c.id == sa.any_(ids_array(_IDS)),  # a primary-key lookup, whatever the statistics say
+            o.c.id == locked.c.id,
+            o.c.id == v.c.id,
+            # One join condition, not a filter on ``o`` alone: claimed rows are transient, so the
+            # planner would estimate one row for "status = 'claimed'" and loop over the batch per row.
+            sa.func.concat(o.c.status, " ", o.c.claim_token)
+            == sa.func.concat(OutboxMessageStatus.CLAIMED.value + " ", v.c.claim_token),
+        )
+        .values(
+            status=v.c.status,
+            updated_at=v.c.updated_at,
+            published_at=kept("published_at"),
+            provider_message_id=kept("provider_message_id"),
+            last_error=kept("last_error"),
+            available_at=kept("available_at"),
+        )
+    )
+    return _CompleteStatement(statement=statement, rows=rows)
+
+
+def _completion_row(completion: OutboxCompletion) -> dict[str, Any]:
     status = OutboxMessageStatus(completion.status)
-    values: dict[str, Any] = {"status": status.value, "updated_at": completion.at}
-    error = None if completion.error is None else completion.error.to_wire()
-    if status is OutboxMessageStatus.PUBLISHED:
-        values.update(published_at=completion.at, provider_message_id=completion.provider_message_id)
-    elif status is OutboxMessageStatus.FAILED:
-        values.update(last_error=error, available_at=completion.next_attempt_at or completion.at)
-    else:
-        values.update(last_error=error)
-    return values
+    if status not in _COMPLETION_STATUSES:
+        raise invariant_violation(
+            f"An outbox completion must be published, failed or dead_lettered, not {completion.status}."
+        )
+    published = status is OutboxMessageStatus.PUBLISHED
+    return {
+        "id": completion.id,
+        "claim_token": completion.claim_token,
+        "status": status.value,
+        "updated_at": completion.at,
+        "published_at": completion.at if published else None,
+        "provider_message_id": completion.provider_message_id if published else None,
+        "last_error": None if published or completion.error is None else completion.error.to_wire(),
+        "available_at": (completion.next_attempt_at or completion.at)
+        if status is OutboxMessageStatus.FAILED
+        else None,
+    }
 
 
 async def complete_outbox_messages(
     conn: AsyncConnection, t: StorageTables, command: CompleteOutboxMessages
 ) -> int:
-    for completion in command.completions:
-        if OutboxMessageStatus(completion.status) not in _COMPLETION_STATUSES:
-            raise invariant_violation(
-                f"An outbox completion must be published, failed or dead_lettered, not {completion.status}."
-            )
-    o = t.outbox_messages
-    applied = 0
-    for completion in command.completions:
-        result = await conn.execute(
-            sa.update(o)
-            .where(
-                o.c.environment == command.environment.name,
-                o.c.id == completion.id,
-                o.c.status == OutboxMessageStatus.CLAIMED.value,
-                o.c.claim_token == completion.claim_token,
-            )
-            .values(_completion_values(completion))
-        )
-        applied += result.rowcount
-    return applied
+    """Every completion in one statement; returns how many rows were still claimed with their token."""
+    rows = [_completion_row(completion) for completion in command.completions]
+    if not rows:
+        return 0
+    built = _complete_statement(t.schema)
+    params = {
+        _ENVIRONMENT: command.environment.name,
+        _IDS: array_literal(row["id"] for row in rows),
+        **built.rows.params(rows),
+    }
+    return (await driver_statements.execute(conn, built.statement, params)).rowcount
 
 
 async def list_outbox_messages(

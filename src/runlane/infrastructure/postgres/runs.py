@@ -26,7 +26,7 @@ from runlane.infrastructure.postgres.capacity import live_reservations, lock_par
 from runlane.infrastructure.postgres.ownership import OwnerKey, take_idempotency_key, take_singleton_key
 from runlane.infrastructure.postgres.rows import run_from_record, run_values
 from runlane.infrastructure.postgres.schema import StorageTables
-from runlane.infrastructure.postgres.writes import StagedWrite, stage
+from runlane.infrastructure.postgres.writes import StagedWrite, stage_command
 from runlane.ports.storage_commands import AppendRunEvents, AppendRunEventsResult, HeartbeatRunLease
 
 
@@ -67,19 +67,10 @@ async def append_run_events(
         await _check_capacity(conn, t, staged, command.concurrency_limit, command)
     await write_children(conn, t, [staged])
     return AppendRunEventsResult(
-        run=staged.new, events=staged.records, outbox_message_ids=staged.outbox_message_ids
-    )
-
-
-def _stage(command: AppendRunEvents) -> StagedWrite:
-    return stage(
-        command.environment,
-        run_id=command.run_id,
-        old=None,
-        expected_sequence=command.expected_sequence,
-        events=command.events,
-        run=command.run,
-        now=command.now,
+        run=staged.new,
+        events=staged.records,
+        outbox_message_ids=staged.outbox_message_ids,
+        claimed_outbox=staged.claimed_outbox,
     )
 
 
@@ -100,7 +91,7 @@ async def _create(conn: AsyncConnection, t: StorageTables, command: AppendRunEve
         )
     if owner is not None:
         raise ConvergedOnOwner(owner)
-    staged = _stage(command)
+    staged = stage_command(command)
     inserted = await conn.execute(
         pg_insert(t.runs).values(run_values(staged.new)).on_conflict_do_nothing().returning(t.runs.c.id)
     )
@@ -135,7 +126,7 @@ async def _create(conn: AsyncConnection, t: StorageTables, command: AppendRunEve
 
 async def _update(conn: AsyncConnection, t: StorageTables, command: AppendRunEvents) -> StagedWrite:
     env = command.environment.name
-    staged = _stage(command)
+    staged = stage_command(command)
     r = t.runs
     values = run_values(staged.new)
     del values["environment"], values["id"]

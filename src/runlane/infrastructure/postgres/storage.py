@@ -27,7 +27,16 @@ from runlane.domain.pages import Page
 from runlane.domain.run_events import RunEventRecord
 from runlane.domain.run_record import RunRecord
 from runlane.domain.vocabulary import ErrorCode
-from runlane.infrastructure.postgres import batch_appends, claims, outbox, ownership, pruning, reads, runs
+from runlane.infrastructure.postgres import (
+    batch_appends,
+    bulk,
+    claims,
+    outbox,
+    ownership,
+    pruning,
+    reads,
+    runs,
+)
 from runlane.infrastructure.postgres.commit_durability import (
     apply_synchronous_commit,
     check_synchronous_commit,
@@ -35,8 +44,10 @@ from runlane.infrastructure.postgres.commit_durability import (
 from runlane.infrastructure.postgres.connection import ResolvedConnection, resolve_connection
 from runlane.infrastructure.postgres.errors import MIGRATION_HINT, driver_detail, translate_error
 from runlane.infrastructure.postgres.identifiers import quote_identifier
+from runlane.infrastructure.postgres.liveness import SOCKET, PrePing, check_pre_ping, install_liveness_check
 from runlane.infrastructure.postgres.migrations import LATEST_VERSION
 from runlane.infrastructure.postgres.schema import StorageTables, build_tables
+from runlane.infrastructure.postgres.writes import StagedWrite
 from runlane.ports.capabilities import StorageCapabilities
 from runlane.ports.storage_commands import (
     AppendManyRunEvents,
@@ -94,7 +105,7 @@ class PostgresStorage:
         max_overflow: int = 5,
         pool_timeout: float = 30.0,
         pool_recycle: float = 1800.0,
-        pool_pre_ping: bool = True,
+        pool_pre_ping: PrePing = SOCKET,
         connect_timeout: float = 10.0,
         application_name: str = "runlane",
         connect_args: Mapping[str, Any] | None = None,
@@ -107,12 +118,13 @@ class PostgresStorage:
         self._connection = connection
         self._synchronous_commit = check_synchronous_commit(synchronous_commit)
         self._tables = build_tables(connection.schema)
+        self._socket_check = check_pre_ping(pool_pre_ping) == SOCKET
         self._engine_options: dict[str, Any] = {
             "pool_size": pool_size,
             "max_overflow": max_overflow,
             "pool_timeout": pool_timeout,
             "pool_recycle": pool_recycle,
-            "pool_pre_ping": pool_pre_ping,
+            "pool_pre_ping": pool_pre_ping is True,
             "connect_args": {
                 "connect_timeout": max(1, int(connect_timeout)),
                 "application_name": application_name,
@@ -120,6 +132,7 @@ class PostgresStorage:
             },
         }
         self._engine: AsyncEngine | None = None
+        self._autocommit_engine: AsyncEngine | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -148,6 +161,8 @@ class PostgresStorage:
         if self._engine is not None:
             return
         engine = create_async_engine(self._connection.url, **self._engine_options)
+        if self._socket_check:
+            install_liveness_check(engine)
         if self._synchronous_commit is not None:
             apply_synchronous_commit(engine, self._synchronous_commit)
         try:
@@ -156,6 +171,8 @@ class PostgresStorage:
             await engine.dispose()
             raise
         self._engine = engine
+        # Single-statement writes need no BEGIN/COMMIT round trips: one statement is atomic.
+        self._autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     async def _probe(self, engine: AsyncEngine) -> None:
         t = self._tables
@@ -187,6 +204,7 @@ class PostgresStorage:
 
     async def close(self) -> None:
         engine, self._engine = self._engine, None
+        self._autocommit_engine = None
         if engine is not None:
             await engine.dispose()
 
@@ -213,6 +231,18 @@ class PostgresStorage:
             raise translate_error(exc, operation=operation) from exc
 
     @asynccontextmanager
+    async def _single_statement(self, operation: str) -> AsyncIterator[AsyncConnection]:
+        """An autocommit connection for a command that is one (atomic) statement."""
+        engine = self._autocommit_engine
+        if engine is None:
+            raise configuration_invalid("Postgres storage is not started; call start() first.")
+        try:
+            async with engine.connect() as conn:
+                yield conn
+        except _DB_ERRORS as exc:
+            raise translate_error(exc, operation=operation) from exc
+
+    @asynccontextmanager
     async def _read(self, operation: str) -> AsyncIterator[AsyncConnection]:
         try:
             async with self.engine.connect() as conn:
@@ -223,11 +253,31 @@ class PostgresStorage:
     # -- writes ------------------------------------------------------------------------------
 
     async def append_run_events(self, command: AppendRunEvents) -> AppendRunEventsResult:
+        if command.transaction is None:
+            staged = batch_appends.plain_staged(command)
+            if staged is not None:
+                return await self._append_plain(staged)
         try:
             async with self._transaction("append_run_events", command.transaction) as conn:
                 return await runs.append_run_events(conn, self._tables, command)
         except runs.ConvergedOnOwner as converged:
             return AppendRunEventsResult(run=converged.owner, returned_existing=True)
+
+    async def _append_plain(self, staged: StagedWrite) -> AppendRunEventsResult:
+        """A plain append (no keys, occurrence or capacity check) as one autocommit statement."""
+        mode = bulk.RunWrite.CREATE if staged.is_create else bulk.RunWrite.UPDATE
+        async with self._single_statement("append_run_events") as conn:
+            won = await bulk.write_staged(conn, self._tables, [staged], mode)
+            if not won:
+                run_id = staged.new.id
+                actual = await bulk.current_sequences(conn, self._tables, staged.environment.name, [run_id])
+                raise runs.sequence_conflict(run_id, staged.expected_sequence, actual.get(run_id))
+        return AppendRunEventsResult(
+            run=staged.new,
+            events=staged.records,
+            outbox_message_ids=staged.outbox_message_ids,
+            claimed_outbox=staged.claimed_outbox,
+        )
 
     async def append_many_run_events(self, command: AppendManyRunEvents) -> AppendManyRunEventsResult:
         """One transaction, set-based where possible; conflicts are returned per item (``batch_appends``)."""
@@ -263,7 +313,7 @@ class PostgresStorage:
             return await outbox.claim_outbox_messages(conn, self._tables, command)
 
     async def complete_outbox_messages(self, command: CompleteOutboxMessages) -> int:
-        async with self._transaction("complete_outbox_messages") as conn:
+        async with self._single_statement("complete_outbox_messages") as conn:
             return await outbox.complete_outbox_messages(conn, self._tables, command)
 
     async def prune_runs(self, command: PruneRuns) -> PruneRunsResult:
@@ -310,7 +360,7 @@ def postgres_storage(
     max_overflow: int = 5,
     pool_timeout: float = 30.0,
     pool_recycle: float = 1800.0,
-    pool_pre_ping: bool = True,
+    pool_pre_ping: PrePing = SOCKET,
     connect_timeout: float = 10.0,
     application_name: str = "runlane",
     connect_args: Mapping[str, Any] | None = None,
@@ -325,6 +375,10 @@ def postgres_storage(
     ``synchronous_commit`` (``None``: the server's setting) is set on every pooled connection;
     ``"off"`` trades the last few hundred milliseconds of acknowledged commits on a server crash
     for commit throughput (docs/postgres.md, "Tuning"). Only an explicit choice turns it off.
+
+    ``pool_pre_ping``: ``"socket"`` (default) replaces pooled connections the server closed without
+    a round trip; ``True`` pings with a query on every checkout; ``False`` does neither (see
+    ``liveness``).
     """
     return PostgresStorage(
         connection=resolve_connection(connection_string, schema),

@@ -14,10 +14,10 @@ from runlane.domain.errors import invariant_violation
 from runlane.domain.ids import new_event_id
 from runlane.domain.run_events import RunEvent, RunEventRecord
 from runlane.domain.run_record import RunRecord
-from runlane.domain.values import Environment
-from runlane.domain.vocabulary import LEASED_RUN_STATUSES, RunEventType
+from runlane.domain.values import DeliveryMessage, Environment
+from runlane.domain.vocabulary import LEASED_RUN_STATUSES, OutboxMessageStatus, RunEventType
 from runlane.infrastructure.postgres.rows import outbox_values
-from runlane.ports.storage_commands import AppendPlan
+from runlane.ports.storage_commands import AppendPlan, AppendRunEvents, OutboxMessage
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -28,6 +28,7 @@ class StagedWrite:
     new: RunRecord
     records: tuple[RunEventRecord, ...]
     outbox_rows: tuple[dict[str, Any], ...]
+    claimed_outbox: tuple[OutboxMessage, ...] = ()
 
     @property
     def is_create(self) -> bool:
@@ -60,8 +61,12 @@ def stage(
     events: Sequence[RunEvent],
     run: RunRecord,
     now: datetime,
+    claim_outbox: bool = False,
 ) -> StagedWrite:
-    """Check the command's shape and assign event identities (storage never re-runs the reducer)."""
+    """Check the command's shape and assign event identities (storage never re-runs the reducer).
+
+    ``claim_outbox``: due outbox rows are written claimed (``AppendRunEvents.claim_outbox``).
+    """
     if not events:
         raise invariant_violation("An append needs at least one event.", run_id=run_id)
     if not isinstance(run, RunRecord) or run.id != run_id or run.environment != environment:
@@ -82,12 +87,25 @@ def stage(
         for offset, event in enumerate(events, start=1)
     )
     outbox_rows = []
+    claimed: list[OutboxMessage] = []
     for record in records:
         if record.type is RunEventType.DELIVERY_REQUESTED:
-            assert record.delivery is not None
-            if record.delivery.environment != environment:
+            delivery = record.delivery
+            assert delivery is not None
+            if delivery.environment != environment:
                 raise invariant_violation("A delivery must stay in its run's environment.", run_id=run_id)
-            outbox_rows.append(outbox_values(record, now))
+            row = outbox_values(record, now)
+            row["claim_token"] = row["claimed_at"] = None
+            if claim_outbox and delivery.available_at <= now:
+                message = _pending_message(row, environment, delivery.to_message()).claimed_at_append(now)
+                claimed.append(message)
+                row.update(
+                    status=message.status.value,
+                    attempts=message.attempts,
+                    claim_token=message.claim_token,
+                    claimed_at=now,
+                )
+            outbox_rows.append(row)
     return StagedWrite(
         environment=environment,
         old=old,
@@ -95,6 +113,38 @@ def stage(
         new=run,
         records=records,
         outbox_rows=tuple(outbox_rows),
+        claimed_outbox=tuple(claimed),
+    )
+
+
+def _pending_message(
+    row: dict[str, Any], environment: Environment, message: DeliveryMessage
+) -> OutboxMessage:
+    return OutboxMessage(
+        id=row["id"],
+        environment=environment,
+        run_id=row["run_id"],
+        queue=row["queue"],
+        message=message,
+        status=OutboxMessageStatus.PENDING,
+        attempts=row["attempts"],
+        available_at=row["available_at"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def stage_command(command: AppendRunEvents) -> StagedWrite:
+    """``stage`` of an ``AppendRunEvents`` (plain appends, creates and batched items alike)."""
+    return stage(
+        command.environment,
+        run_id=command.run_id,
+        old=None,
+        expected_sequence=command.expected_sequence,
+        events=command.events,
+        run=command.run,
+        now=command.now,
+        claim_outbox=command.claim_outbox,
     )
 
 

@@ -26,6 +26,7 @@ from runlane.testing.conformance.storage_batches import StorageBatchTests
 from runlane.testing.conformance.storage_kit import StorageKit, unique_environment
 from runlane.testing.conformance.storage_leases import StorageLeaseTests
 from runlane.testing.conformance.storage_outbox import StorageOutboxTests
+from runlane.testing.conformance.storage_outbox_claims import StorageOutboxClaimTests
 from runlane.testing.conformance.storage_ownership import StorageOwnershipTests
 from runlane.testing.conformance.storage_reads import StorageReadTests
 from runlane.testing.conformance.storage_reservations import StorageReservationTests
@@ -37,6 +38,7 @@ class StorageConformance(
     StorageBatchTests,
     StorageOwnershipTests,
     StorageOutboxTests,
+    StorageOutboxClaimTests,
     StorageLeaseTests,
     StorageReservationTests,
     StorageReadTests,

@@ -1,0 +1,56 @@
+"""A pooled connection's liveness checked at checkout without a round trip.
+
+SQLAlchemy's ``pool_pre_ping`` sends a query on every checkout: one extra round trip (and one
+counted transaction) per storage call, a third of an eager trigger's cost. A restarted or
+terminated server does not need a query to be noticed: it closes the socket after sending its
+``FATAL`` message, so an idle connection whose socket is readable (or that psycopg already knows
+is closed or broken) is dead. Such a connection fails the checkout with ``DisconnectionError``;
+the pool then invalidates every older connection (a restart killed them all) and hands out a
+fresh one. A peer that vanished without closing the socket (a cut network path) is not seen here;
+``pool_pre_ping=True`` uses the query-based ping instead, for those networks.
+
+``pool_pre_ping`` (storage and NOTIFY transport): ``"socket"`` (the default) is this check,
+``True`` SQLAlchemy's query ping, ``False`` no check (a dead connection then fails one call with a
+retryable error and is replaced).
+"""
+
+import select
+from typing import Any, Literal
+
+from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from runlane.domain.errors import configuration_invalid
+
+PrePing = bool | Literal["socket"]
+SOCKET: Literal["socket"] = "socket"
+
+
+def check_pre_ping(value: object) -> PrePing:
+    if value is True or value is False or value == SOCKET:
+        return value
+    raise configuration_invalid(
+        'pool_pre_ping must be "socket", True or False.', field="pool_pre_ping", value=repr(value)
+    )
+
+
+def connection_is_dead(driver: Any) -> bool:
+    """``True`` when the idle psycopg connection ``driver`` is known or seen to be unusable."""
+    if driver.closed or driver.broken:
+        return True
+    try:
+        readable, _, _ = select.select([driver.pgconn.socket], [], [], 0)
+    except (OSError, ValueError, Exception):  # psycopg raises OperationalError for a closed pgconn
+        return True
+    # An idle connection has nothing to read unless the server is ending it.
+    return bool(readable)
+
+
+def install_liveness_check(engine: AsyncEngine) -> None:
+    """Check every checkout of ``engine``'s pool with ``connection_is_dead``."""
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if connection_is_dead(dbapi_connection.driver_connection):
+            raise sa_exc.InvalidatePoolError("the server closed this pooled connection")

@@ -1,0 +1,40 @@
+"""Count the SQL statements a piece of code sends, whichever path sends them.
+
+Most statements go through SQLAlchemy (seen by its ``before_cursor_execute`` event); the hottest
+ones go straight to psycopg through ``driver_statements.execute``, which is wrapped here for the
+duration of the block (the real statement still runs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.elements import ClauseElement
+
+from runlane.infrastructure.postgres import driver_statements
+
+
+@contextmanager
+def recorded_statements(engine: AsyncEngine) -> Iterator[list[str]]:
+    statements: list[str] = []
+    real_execute = driver_statements.execute
+
+    def record(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        statements.append(statement)
+
+    async def execute(conn: AsyncConnection, statement: ClauseElement, params: Mapping[str, Any]) -> Any:
+        statements.append(str(statement.compile(dialect=conn.dialect)))
+        return await real_execute(conn, statement, params)
+
+    sync_engine = engine.sync_engine
+    event.listen(sync_engine, "before_cursor_execute", record)
+    driver_statements.execute = execute  # type: ignore[assignment]
+    try:
+        yield statements
+    finally:
+        driver_statements.execute = real_execute  # type: ignore[assignment]
+        event.remove(sync_engine, "before_cursor_execute", record)
