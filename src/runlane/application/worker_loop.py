@@ -116,6 +116,10 @@ class WorkerHandle:
         ctx = self._ctx
         failures = 0
         while not self._stopping.is_set():
+            # Cleared before claiming, never after: a wakeup or freed slot that arrives while the
+            # claim is in flight keeps the event set, so the wait below returns at once instead
+            # of losing it until the next wakeup or the poll interval.
+            self._wake.clear()
             free = self.concurrency - len(self._in_flight)
             if free <= 0:
                 await self._wait(self._poll)  # a finishing attempt wakes us sooner
@@ -139,7 +143,9 @@ class WorkerHandle:
                     return
                 await self._wait(self._poll)  # an attempt may release or retry into due work
                 continue
-            await self._wait(self._poll if not claimed else 0)
+            # A partial batch means nothing else was due: wait for the next wakeup, a freed slot or
+            # the poll interval (one that arrived during the claim is still pending, see above).
+            await self._wait(self._poll)
 
     def _start(self, run: RunRecord) -> None:
         task = asyncio.create_task(self._execute(run))
@@ -171,7 +177,6 @@ class WorkerHandle:
         if seconds == 0:
             await asyncio.sleep(0)
             return
-        self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
 

@@ -7,7 +7,9 @@ consulted, so tests with a controlled clock and several processes with the same 
 the in-memory adapter, and a skewed database server cannot change an outcome.
 
 Every command runs in one transaction (READ COMMITTED); a conflict rolls it back, so a conflict
-never leaves a partial write. ``AppendRunEvents.transaction`` may carry the caller's SQLAlchemy
+never leaves a partial write. Commands that are a single statement (a plain append: no keys,
+schedule occurrence or capacity check; outbox completions) run as that one statement on an
+autocommit connection, which is just as atomic and saves the BEGIN/COMMIT round trips. ``AppendRunEvents.transaction`` may carry the caller's SQLAlchemy
 ``AsyncConnection``: the append then runs inside a savepoint of the caller's transaction and is
 committed (or rolled back) by the caller.
 """
