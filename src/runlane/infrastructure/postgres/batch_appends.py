@@ -126,12 +126,44 @@ async def _append_alone(conn: AsyncConnection, t: StorageTables, command: Append
         raise
 
 
-async def append_many_run_events(
-    conn: AsyncConnection, t: StorageTables, command: AppendManyRunEvents
-) -> tuple[Outcome, ...]:
+def stage_all(command: AppendManyRunEvents) -> list[StagedWrite | None]:
+    """Every item's staged write (``None``: it needs the single-append path), before any write.
+
+    An invalid item fails the call here, before anything is written.
+    """
     _check(command)
-    # Stage everything first: an invalid item fails the call before anything is written.
-    plans = [plain_staged(item) for item in command.commands]
+    return [plain_staged(item) for item in command.commands]
+
+
+def one_statement(plans: Sequence[StagedWrite | None]) -> list[StagedWrite] | None:
+    """The plans when the whole call is one set-based statement: all plain, distinct runs, and
+    all creates or all appends (a worker's outcome batch, a key-less ``trigger_many``)."""
+    staged = [plan for plan in plans if plan is not None]
+    if len(staged) != len(plans) or len({item.new.id for item in staged}) != len(staged):
+        return None
+    if len({item.is_create for item in staged}) > 1:
+        return None
+    return staged
+
+
+async def write_one_statement(
+    conn: AsyncConnection, t: StorageTables, staged: Sequence[StagedWrite]
+) -> tuple[Outcome, ...]:
+    """``one_statement`` plans written by one statement (atomic on its own, so no transaction)."""
+    results: list[Outcome | None] = [None] * len(staged)
+    await _write_segment(conn, t, [_Plain(index, item) for index, item in enumerate(staged)], results)
+    assert all(result is not None for result in results)
+    return tuple(result for result in results if result is not None)
+
+
+async def append_many_run_events(
+    conn: AsyncConnection,
+    t: StorageTables,
+    command: AppendManyRunEvents,
+    plans: Sequence[StagedWrite | None] | None = None,
+) -> tuple[Outcome, ...]:
+    if plans is None:
+        plans = stage_all(command)
     results: list[Outcome | None] = [None] * len(plans)
     segment: list[_Plain] = []
     in_segment: set[str] = set()

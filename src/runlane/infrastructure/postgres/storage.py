@@ -8,10 +8,13 @@ the in-memory adapter, and a skewed database server cannot change an outcome.
 
 Every command runs in one transaction (READ COMMITTED); a conflict rolls it back, so a conflict
 never leaves a partial write. Commands that are a single statement (a plain append: no keys,
-schedule occurrence or capacity check; outbox completions) run as that one statement on an
-autocommit connection, which is just as atomic and saves the BEGIN/COMMIT round trips. ``AppendRunEvents.transaction`` may carry the caller's SQLAlchemy
-``AsyncConnection``: the append then runs inside a savepoint of the caller's transaction and is
-committed (or rolled back) by the caller.
+schedule occurrence or capacity check; a batch of only such appends or only such creates; outbox
+completions) run as that one statement on an autocommit connection, which is just as atomic and
+saves the BEGIN/COMMIT round trips.
+
+``AppendRunEvents.transaction`` may carry the caller's SQLAlchemy ``AsyncConnection``: the append
+then runs inside a savepoint of the caller's transaction and is committed (or rolled back) by the
+caller.
 """
 
 from collections.abc import AsyncIterator, Mapping
@@ -285,8 +288,14 @@ class PostgresStorage:
         """One transaction, set-based where possible; conflicts are returned per item (``batch_appends``)."""
         if not command.commands:
             return AppendManyRunEventsResult(results=())
-        async with self._transaction("append_many_run_events") as conn:
-            results = await batch_appends.append_many_run_events(conn, self._tables, command)
+        plans = batch_appends.stage_all(command)
+        single = batch_appends.one_statement(plans)
+        if single is not None:
+            async with self._single_statement("append_many_run_events") as conn:
+                results = await batch_appends.write_one_statement(conn, self._tables, single)
+        else:
+            async with self._transaction("append_many_run_events") as conn:
+                results = await batch_appends.append_many_run_events(conn, self._tables, command, plans)
         return AppendManyRunEventsResult(results=results)
 
     async def claim_due_runs(self, command: ClaimDueRuns) -> tuple[ClaimedRun, ...]:
