@@ -4,6 +4,7 @@ Duck-typed so the application layer never imports pydantic: a class with ``model
 treated as a pydantic model (the handler gets the model; storage gets ``model_dump(mode="json")``).
 """
 
+import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from runlane.domain.json_values import JsonValue, ensure_json_value
 from runlane.domain.vocabulary import ErrorCode
 
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
+# What ``json.dumps(..., ensure_ascii=False, separators=(",", ":"))`` builds on every call.
+_SIZE_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,18 +47,40 @@ class PayloadSchema:
         self, value: object, *, task_id: str, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     ) -> ValidatedPayload:
         """Validate input from a producer (dict or model instance) before a run is created."""
+        validated = self._run_schema(value, task_id)
+        stored = self._stored(value, validated)
+        size = len(_SIZE_ENCODER.encode(stored).encode("utf-8"))
+        if size > max_bytes:
+            raise RunlaneError(
+                ErrorCode.VALIDATION_FAILED,
+                f"Payload for task {task_id!r} is {size} bytes; the limit is {max_bytes} bytes.",
+                meta={"taskId": task_id, "bytes": size, "limit": max_bytes},
+            )
+        return ValidatedPayload(value=validated, stored=stored)
+
+    def revalidate(self, stored: JsonValue, *, task_id: str) -> Any:
+        """Validate the persisted JSON again before an attempt (the schema may have changed).
+
+        The same checks as ``validate`` without a size limit, so the stored form is only checked
+        (its size is never computed).
+        """
+        validated = self._run_schema(stored, task_id)
+        self._stored(stored, validated)
+        return validated
+
+    def _run_schema(self, value: object, task_id: str) -> Any:
+        """What the handler receives; a schema's failure becomes ``validation_failed``."""
         schema = self._schema
         try:
             if schema is None:
-                validated: Any = value
-            elif self._model:
+                return value
+            if self._model:
                 model: Any = schema
-                validated = value if isinstance(value, model) else model.model_validate(value)
-            elif callable(getattr(schema, "validate", None)) and not callable(schema):
-                validated = schema.validate(value)  # type: ignore[attr-defined]
-            else:
-                fn: Callable[[object], Any] = schema  # type: ignore[assignment]
-                validated = fn(value)
+                return value if isinstance(value, model) else model.model_validate(value)
+            if callable(getattr(schema, "validate", None)) and not callable(schema):
+                return schema.validate(value)  # type: ignore[attr-defined]
+            fn: Callable[[object], Any] = schema  # type: ignore[assignment]
+            return fn(value)
         except RunlaneError as exc:
             raise RunlaneError(
                 ErrorCode.VALIDATION_FAILED,
@@ -68,27 +93,12 @@ class PayloadSchema:
                 f"Payload for task {task_id!r} is invalid: {_describe(exc)}",
                 meta={"taskId": task_id},
             ) from exc
-        stored_source = validated.model_dump(mode="json") if self._model else validated
-        if not self._model and not _is_plain_json(stored_source):
-            stored_source = value  # keep the producer's JSON; the validator runs again before each attempt
-        stored = ensure_json_value(stored_source, field="payload")
-        size = len(json.dumps(stored, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
-        if size > max_bytes:
-            raise RunlaneError(
-                ErrorCode.VALIDATION_FAILED,
-                f"Payload for task {task_id!r} is {size} bytes; the limit is {max_bytes} bytes.",
-                meta={"taskId": task_id, "bytes": size, "limit": max_bytes},
-            )
-        return ValidatedPayload(value=validated, stored=stored)
 
-    def revalidate(self, stored: JsonValue, *, task_id: str) -> Any:
-        """Validate the persisted JSON again before an attempt (the schema may have changed)."""
-        return self.validate(stored, task_id=task_id, max_bytes=2**62).value
-
-
-def _is_plain_json(value: object) -> bool:
-    try:
-        ensure_json_value(value)
-    except RunlaneError:
-        return False
-    return True
+    def _stored(self, value: object, validated: Any) -> JsonValue:
+        """What storage persists: the model's JSON dump, else the validated value when it is plain
+        JSON, else the producer's JSON (the validator runs again before each attempt)."""
+        if self._model:
+            return ensure_json_value(validated.model_dump(mode="json"), field="payload")
+        with contextlib.suppress(RunlaneError):
+            return ensure_json_value(validated, field="payload")
+        return ensure_json_value(value, field="payload")

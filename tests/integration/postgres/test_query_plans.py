@@ -6,23 +6,28 @@ builds, so a change that silently turns a claim into a sequential scan fails her
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
+import psycopg
 import pytest
 import sqlalchemy as sa
+from psycopg import sql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runlane.domain.run_record import RunRecord
 from runlane.domain.values import Environment
 from runlane.domain.vocabulary import RunStatus
 from runlane.infrastructure.postgres import PostgresStorage
-from runlane.infrastructure.postgres.claims import candidates_statement, claim_filters
+from runlane.infrastructure.postgres.array_literals import array_literal
+from runlane.infrastructure.postgres.claims import ClaimShape, candidates_statement, claim_statement
 from runlane.infrastructure.postgres.reads import expired_leases_statement
 from runlane.ports.storage_commands import AppendPlan, ClaimDueRuns
 from runlane.testing.clocks import ControlledClock
 from runlane.testing.run_builders import (
+    TEST_TASK_ID,
     create_queued_run_data,
     lease_claimed_event,
     next_run_data,
@@ -62,11 +67,44 @@ async def _plan(conn: AsyncConnection, statement: Any) -> str:
     return "\n".join(row[0] for row in result)
 
 
+async def _driver_plans(conn: AsyncConnection, statement: Any, params: dict[str, Any]) -> tuple[str, str]:
+    """Custom and generic plans of a ``driver_statements`` statement, as psycopg sends it.
+
+    psycopg prepares a statement on the server after a few executions, and Postgres may then
+    switch to a generic plan that never sees the parameter values, so both must use the index.
+    """
+    compiled = statement.compile(dialect=conn.dialect)
+    values = compiled.construct_params(params)
+    raw = await conn.get_raw_connection()
+    driver: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
+    cursor = await driver.execute(f"EXPLAIN {compiled.string}", values)
+    custom = "\n".join(row[0] for row in await cursor.fetchall())
+    names: list[str] = []
+
+    def placeholder(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    prepared = re.sub(r"%\((\w+)\)s", placeholder, compiled.string)
+    await driver.execute(f"PREPARE plan_check AS {prepared}")
+    try:
+        await driver.execute("SET plan_cache_mode = force_generic_plan")
+        arguments = sql.SQL(", ").join(sql.Literal(values[name]) for name in names)
+        cursor = await driver.execute(sql.SQL("EXPLAIN EXECUTE plan_check({})").format(arguments))
+        generic = "\n".join(row[0] for row in await cursor.fetchall())
+    finally:
+        await driver.execute("RESET plan_cache_mode")
+        await driver.execute("DEALLOCATE plan_check")
+    return custom, generic
+
+
 async def test_the_due_run_claim_uses_the_due_index(
     conn: AsyncConnection, pg_storage: PostgresStorage
 ) -> None:
     t = pg_storage.tables
     now = ControlledClock().now()
+    # reserve_dispatch's candidates (SQLAlchemy's execution path).
     plain = candidates_statement(t, environment=ENV.name, now=now, limit=50)
     plan = await _plan(conn, plain)
     assert "ix_runs_due" in plan, plan
@@ -74,16 +112,44 @@ async def test_the_due_run_claim_uses_the_due_index(
     assert "LockRows" in plan, plan
     assert "Sort" not in plan, f"the claim must read the index in order, not sort the backlog:\n{plan}"
 
-    one_queue = candidates_statement(
-        t,
-        environment=ENV.name,
-        now=now,
-        limit=50,
-        filters=claim_filters(t, now, ("default",), {"default": 5}),
+
+async def test_the_driver_claim_statement_uses_the_due_index_in_every_shape(
+    conn: AsyncConnection, pg_storage: PostgresStorage
+) -> None:
+    now = ControlledClock().now()
+    base = {"c_environment": ENV.name, "c_now": now, "c_limit": 50}
+    any_queue = ClaimShape(queues=False, task_ids=True, bounded=False, closed=False, after=False)
+    custom, generic = await _driver_plans(
+        conn,
+        claim_statement(pg_storage.tables.schema, any_queue),
+        {**base, "c_task_ids": array_literal([TEST_TASK_ID])},
     )
-    plan = await _plan(conn, one_queue)
-    assert "ix_runs_due" in plan, plan
-    assert "Seq Scan on runs" not in plan, plan
+    for plan in (custom, generic):
+        assert "ix_runs_due_any_queue" in plan, plan
+        assert "Seq Scan on runs" not in plan, plan
+        assert "LockRows" in plan, plan
+        assert "Sort" not in plan, f"the claim must read the index in order, not sort the backlog:\n{plan}"
+
+    everything = ClaimShape(queues=True, task_ids=True, bounded=True, closed=True, after=True)
+    custom, generic = await _driver_plans(
+        conn,
+        claim_statement(pg_storage.tables.schema, everything),
+        {
+            **base,
+            "c_queues": array_literal(["default"]),
+            "c_task_ids": array_literal([TEST_TASK_ID]),
+            "c_bounded_queues": array_literal(["default"]),
+            "c_bounded_limits": array_literal([5]),
+            "c_closed_queues": array_literal(["default"]),
+            "c_closed_keys": array_literal(["k", None]),
+            "c_after_at": now - timedelta(days=3),
+            "c_after_id": "run_",
+        },
+    )
+    for plan in (custom, generic):
+        assert "ix_runs_due" in plan, plan
+        assert "Seq Scan on runs" not in plan, plan
+        assert "LockRows" in plan, plan
 
 
 async def test_expired_lease_and_operator_list_queries_use_indexes(

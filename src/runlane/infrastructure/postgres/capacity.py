@@ -22,6 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from runlane.infrastructure.postgres.schema import LEASED_STATUS_VALUES, StorageTables
 
 Partition = tuple[str, str, str | None]  # environment, queue, concurrency key
+# A moment in SQL expressions: a value, or a bind parameter (statements built once, see ``claims``).
+Instant = datetime | sa.ColumnElement[datetime]
 
 # First key of every runlane advisory lock ("RLQP"), so they do not collide with an application's.
 ADVISORY_LOCK_CLASS = 0x524C5150
@@ -54,7 +56,7 @@ def _same_key(column: sa.ColumnElement[str | None], key: str | None) -> sa.Colum
     return sa.and_(sa.func.md5(column) == sa.func.md5(sa.literal(key, sa.Text)), column == key)
 
 
-def live_reservation(t: StorageTables, now: datetime) -> sa.ColumnElement[bool]:
+def live_reservation(t: StorageTables, now: Instant) -> sa.ColumnElement[bool]:
     q = t.queue_reservations
     return sa.or_(q.c.expires_at.is_(None), q.c.expires_at > now)
 
@@ -105,7 +107,7 @@ async def live_reservations(
     return set(result.scalars())
 
 
-def occupancy_expression(t: StorageTables, now: datetime) -> sa.ColumnElement[int]:
+def occupancy_expression(t: StorageTables, now: Instant) -> sa.ColumnElement[int]:
     """Correlated occupancy of the outer ``runs`` row's partition (a pre-filter; recounted under lock)."""
     r = t.runs
     leased_runs = t.runs.alias("leased_runs")
@@ -116,7 +118,8 @@ def occupancy_expression(t: StorageTables, now: datetime) -> sa.ColumnElement[in
             leased_runs.c.environment == r.c.environment,
             leased_runs.c.queue == r.c.queue,
             leased_runs.c.concurrency_key.is_not_distinct_from(r.c.concurrency_key),
-            leased_runs.c.status.in_(LEASED_STATUS_VALUES),
+            # Inline constants, no expanding parameter: the claim runs this on the driver.
+            leased_runs.c.status.in_([sa.literal_column(f"'{value}'") for value in LEASED_STATUS_VALUES]),
         )
         .correlate(r)
         .scalar_subquery()
@@ -135,7 +138,7 @@ def occupancy_expression(t: StorageTables, now: datetime) -> sa.ColumnElement[in
     return leased + reserved
 
 
-def holds_live_reservation(t: StorageTables, now: datetime) -> sa.ColumnElement[bool]:
+def holds_live_reservation(t: StorageTables, now: Instant) -> sa.ColumnElement[bool]:
     r, q = t.runs, t.queue_reservations
     return (
         sa.exists()

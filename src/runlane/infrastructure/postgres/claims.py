@@ -8,20 +8,31 @@ under its partition lock (see ``capacity``). When locked candidates are skipped 
 partition, ``plan`` returned ``None``) the scan continues after the last one, for a bounded number
 of rounds, so skipped runs do not shrink the batch; later rounds leave out the partitions already
 found full or busy, so a claim does not lock (and hide from other claimers) runs it cannot take.
+
+The due-run claim's candidate query is the hottest read of a worker: it is built once per filter
+shape (``claim_statement``) and sent straight to psycopg (``driver_statements``).
 """
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import Grouping
+from sqlalchemy.types import TypeEngine
 
 from runlane.domain.errors import validation_failed
 from runlane.domain.run_record import RunRecord
 from runlane.domain.timestamps import add_ms
 from runlane.domain.vocabulary import RUNNABLE_RUN_STATUSES
+from runlane.infrastructure.postgres import driver_statements
+from runlane.infrastructure.postgres.array_literals import array_literal
 from runlane.infrastructure.postgres.bulk import update_locked_runs
 from runlane.infrastructure.postgres.capacity import (
     Partition,
@@ -32,7 +43,7 @@ from runlane.infrastructure.postgres.capacity import (
     try_lock_partition,
 )
 from runlane.infrastructure.postgres.rows import run_from_record
-from runlane.infrastructure.postgres.schema import RUNNABLE_STATUS_VALUES, StorageTables
+from runlane.infrastructure.postgres.schema import RUNNABLE_STATUS_VALUES, StorageTables, build_tables
 from runlane.infrastructure.postgres.writes import StagedWrite, stage_plan
 from runlane.ports.storage_commands import (
     ClaimDueRuns,
@@ -77,29 +88,8 @@ def candidates_statement(
     return stmt.order_by(r.c.available_at, r.c.id).limit(limit).with_for_update(of=r, skip_locked=True)
 
 
-def claim_filters(
-    t: StorageTables, now: datetime, queues: tuple[str, ...] | None, bounded: Mapping[str, int]
-) -> list[sa.ColumnElement[bool]]:
-    """Queue filter plus the bounded-queue pre-filter (a slot looks free, or the run holds one)."""
-    r = t.runs
-    filters: list[sa.ColumnElement[bool]] = []
-    if queues is not None:
-        filters.append(r.c.queue.in_(queues))
-    if bounded:
-        filters.append(
-            sa.or_(
-                r.c.queue.not_in(tuple(bounded)),
-                holds_live_reservation(t, now),
-                occupancy_expression(t, now) < sa.case(dict(bounded), value=r.c.queue),
-            )
-        )
-    return filters
-
-
-def outside_partitions(
-    t: StorageTables, partitions: Iterable[Partition], *, unless: sa.ColumnElement[bool] | None = None
-) -> list[sa.ColumnElement[bool]]:
-    """Leave out runs of ``partitions`` (except those matching ``unless``) in later scan rounds.
+def outside_partitions(t: StorageTables, partitions: Iterable[Partition]) -> list[sa.ColumnElement[bool]]:
+    """Leave out runs of ``partitions`` in later scan rounds.
 
     A claim that found a partition full or busy gains nothing from locking more of its runs: they
     would be skipped again, cost a round each, and stay locked (so other claimers skip them too)
@@ -108,9 +98,9 @@ def outside_partitions(
     r = t.runs
     filters: list[sa.ColumnElement[bool]] = []
     for _, queue, key in partitions:
-        same_key = r.c.concurrency_key.is_(None) if key is None else r.c.concurrency_key == key
-        excluded = sa.and_(r.c.queue == queue, same_key)
-        filters.append(sa.not_(excluded if unless is None else sa.and_(excluded, sa.not_(unless))))
+        # IS NOT DISTINCT FROM: an unkeyed run is outside a keyed partition (``=`` would give NULL).
+        same_key = r.c.concurrency_key.is_not_distinct_from(key)
+        filters.append(sa.not_(sa.and_(r.c.queue == queue, same_key)))
     return filters
 
 
@@ -139,6 +129,112 @@ async def _write(
     return tuple(ClaimedRun(run=item.new, events=item.records) for item in staged)
 
 
+@dataclass(frozen=True, slots=True)
+class ClaimShape:
+    """Which optional conditions a due-run claim round has; one statement per shape and schema."""
+
+    queues: bool  # queue = ANY(queues)
+    task_ids: bool  # task_id = ANY(task ids)
+    bounded: bool  # the bounded-queue occupancy pre-filter
+    closed: bool  # leave out partitions found full or busy in earlier rounds
+    after: bool  # continue after the last run of the previous round
+
+
+_ENVIRONMENT = "c_environment"
+_NOW = "c_now"
+_LIMIT = "c_limit"
+_QUEUES = "c_queues"
+_TASK_IDS = "c_task_ids"
+_BOUNDED_QUEUES = "c_bounded_queues"
+_BOUNDED_LIMITS = "c_bounded_limits"
+_CLOSED_QUEUES = "c_closed_queues"
+_CLOSED_KEYS = "c_closed_keys"
+_AFTER_AT = "c_after_at"
+_AFTER_ID = "c_after_id"
+
+
+def _array(name: str, item: TypeEngine[Any]) -> sa.ColumnElement[Any]:
+    """``CAST(:name AS <item>[])`` of one text parameter holding an ``array_literal``."""
+    return sa.cast(sa.bindparam(name, type_=sa.Text()), ARRAY(item))
+
+
+@lru_cache(maxsize=256)
+def claim_statement(schema: str, shape: ClaimShape) -> sa.Select[Any]:
+    """``candidates_statement`` with bind parameters only, built once per (schema, shape).
+
+    It runs through ``driver_statements``, so it takes no expanding parameter: the runnable
+    statuses are inline constants (the partial indexes ``ix_runs_due*`` need them in the SQL to
+    apply), lists are ``text[]``/``int[]`` array literals, and ``now`` is a timezone-aware datetime
+    psycopg binds as ``timestamptz``. The record comes back as the stored text (``ExactJson``).
+    """
+    t = build_tables(schema)
+    r = t.runs
+    now = sa.bindparam(_NOW, type_=sa.DateTime(timezone=True))
+    conditions: list[sa.ColumnElement[bool]] = [
+        r.c.environment == sa.bindparam(_ENVIRONMENT, type_=sa.Text()),
+        r.c.status.in_([sa.literal_column(f"'{value}'") for value in RUNNABLE_STATUS_VALUES]),
+        r.c.available_at <= now,
+    ]
+    if shape.queues:
+        conditions.append(r.c.queue == sa.any_(_array(_QUEUES, sa.Text())))
+    if shape.task_ids:
+        conditions.append(r.c.task_id == sa.any_(_array(_TASK_IDS, sa.Text())))
+    if shape.bounded:
+        bounded_queues = _array(_BOUNDED_QUEUES, sa.Text())
+        # The queue's limit: limits[array_position(queues, run.queue)] (parenthesised to index a cast).
+        queue_limit = Grouping(_array(_BOUNDED_LIMITS, sa.Integer()))[
+            sa.func.array_position(bounded_queues, r.c.queue)
+        ]
+        conditions.append(
+            sa.or_(
+                r.c.queue != sa.all_(bounded_queues),
+                holds_live_reservation(t, now),
+                occupancy_expression(t, now) < queue_limit,
+            )
+        )
+    if shape.closed:
+        closed = (
+            sa.func.unnest(_array(_CLOSED_QUEUES, sa.Text()), _array(_CLOSED_KEYS, sa.Text()))
+            .table_valued(sa.column("queue", sa.Text()), sa.column("concurrency_key", sa.Text()))
+            .render_derived(name="c_closed")
+        )
+        in_closed = (
+            sa.exists()
+            .select_from(closed)
+            .where(
+                closed.c.queue == r.c.queue,
+                closed.c.concurrency_key.is_not_distinct_from(r.c.concurrency_key),
+            )
+            .correlate(r)
+        )
+        # See ``outside_partitions``; a run holding a live reservation needs no free slot, so it stays.
+        conditions.append(sa.or_(sa.not_(in_closed), holds_live_reservation(t, now)))
+    if shape.after:
+        after_at = sa.bindparam(_AFTER_AT, type_=sa.DateTime(timezone=True))
+        after_id = sa.bindparam(_AFTER_ID, type_=sa.Text())
+        conditions.append(sa.tuple_(r.c.available_at, r.c.id) > sa.tuple_(after_at, after_id))
+    # SKIP LOCKED: a row another claimer holds is simply not ours this time.
+    return (
+        sa.select(sa.cast(r.c.record, sa.Text))
+        .where(*conditions)
+        .order_by(r.c.available_at, r.c.id)
+        .limit(sa.bindparam(_LIMIT, type_=sa.Integer()))
+        .with_for_update(of=r, skip_locked=True)
+    )
+
+
+async def _claim_candidates(
+    conn: AsyncConnection,
+    t: StorageTables,
+    shape: ClaimShape,
+    params: dict[str, Any],
+) -> list[RunRecord]:
+    statement = claim_statement(t.schema, shape)
+    cursor = await driver_statements.execute(conn, statement, params)
+    # The stored text, parsed once (what ``ExactJson`` does on SQLAlchemy's path).
+    return [run_from_record(json.loads(text)) for (text,) in await cursor.fetchall()]
+
+
 async def claim_due_runs(
     conn: AsyncConnection, t: StorageTables, command: ClaimDueRuns
 ) -> tuple[ClaimedRun, ...]:
@@ -151,19 +247,34 @@ async def claim_due_runs(
     bounded: Mapping[str, int] = {
         q: n for q, n in command.concurrency_limits.items() if queues is None or q in queues
     }
-    filters = claim_filters(t, now, queues, bounded)
+    params: dict[str, Any] = {_ENVIRONMENT: env, _NOW: now}
+    if queues is not None:
+        params[_QUEUES] = array_literal(queues)
     if task_ids is not None:
-        filters.append(t.runs.c.task_id.in_(task_ids))
+        params[_TASK_IDS] = array_literal(task_ids)
+    if bounded:
+        params[_BOUNDED_QUEUES] = array_literal(bounded)
+        params[_BOUNDED_LIMITS] = array_literal(bounded.values())
     used: dict[Partition, int | None] = {}  # None: another claimer holds the partition
     closed: set[Partition] = set()  # full or busy: later rounds leave them out
     staged: list[StagedWrite] = []
     after: tuple[datetime, str] | None = None
     for _ in range(MAX_SCAN_ROUNDS):
         wanted = limit - len(staged)
-        round_filters = [*filters, *outside_partitions(t, closed, unless=holds_live_reservation(t, now))]
-        runs = await _lock_candidates(
-            conn, t, environment=env, now=now, limit=wanted, after=after, filters=round_filters
+        shape = ClaimShape(
+            queues=queues is not None,
+            task_ids=task_ids is not None,
+            bounded=bool(bounded),
+            closed=bool(closed),
+            after=after is not None,
         )
+        params[_LIMIT] = wanted
+        if closed:
+            params[_CLOSED_QUEUES] = array_literal(queue for _, queue, _ in closed)
+            params[_CLOSED_KEYS] = array_literal(key for _, _, key in closed)
+        if after is not None:
+            params[_AFTER_AT], params[_AFTER_ID] = after
+        runs = await _claim_candidates(conn, t, shape, params)
         reserved = await live_reservations(
             conn, t, env, [run.id for run in runs if run.queue in bounded], now
         )

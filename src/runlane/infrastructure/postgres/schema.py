@@ -43,9 +43,14 @@ OPEN_OUTBOX_STATUS_VALUES = tuple(
 )
 
 
+# ``json.dumps`` with these settings builds a new encoder on every call; one shared encoder
+# (stateless between calls) gives the same text without that cost.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
 def dumps_json(value: Any) -> str:
     """Compact JSON with ASCII escapes: valid in any server encoding, ``\\u0000`` included."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return _ENCODER.encode(value)
 
 
 class _JsonTextResult(TypeDecorator[Any]):

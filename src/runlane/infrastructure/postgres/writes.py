@@ -69,13 +69,24 @@ def stage(
     """
     if not events:
         raise invariant_violation("An append needs at least one event.", run_id=run_id)
-    if not isinstance(run, RunRecord) or run.id != run_id or run.environment != environment:
+    # ``is`` first: the run, its events and the command share one Environment almost always.
+    if (
+        not isinstance(run, RunRecord)
+        or run.id != run_id
+        or (run.environment is not environment and run.environment != environment)
+    ):
         raise invariant_violation(
             "The projected run does not match the run being appended to.", run_id=run_id
         )
+    deliveries = False
     for event in events:
-        if not isinstance(event, RunEvent) or event.run_id != run_id or event.environment != environment:
+        if (
+            not isinstance(event, RunEvent)
+            or event.run_id != run_id
+            or (event.environment is not environment and event.environment != environment)
+        ):
             raise invariant_violation("Every appended event must belong to the run and its environment.")
+        deliveries = deliveries or event.type is RunEventType.DELIVERY_REQUESTED
     if run.event_sequence != expected_sequence + len(events):
         raise invariant_violation(
             f"The projection's event_sequence {run.event_sequence} must equal "
@@ -83,9 +94,21 @@ def stage(
             run_id=run_id,
         )
     records = tuple(
-        RunEventRecord.of(event, id=new_event_id(), sequence=expected_sequence + offset)
-        for offset, event in enumerate(events, start=1)
+        [
+            RunEventRecord.of(event, id=new_event_id(), sequence=sequence)
+            for sequence, event in enumerate(events, start=expected_sequence + 1)
+        ]
     )
+    if not deliveries:
+        # Most writes (leases, outcomes) derive no outbox row.
+        return StagedWrite(
+            environment=environment,
+            old=old,
+            expected_sequence=expected_sequence,
+            new=run,
+            records=records,
+            outbox_rows=(),
+        )
     outbox_rows = []
     claimed: list[OutboxMessage] = []
     for record in records:
