@@ -267,7 +267,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--latency-seconds", type=float, default=10.0, help="seconds (default 10)")
     parser.add_argument(
         "--drain-settings",
-        default="c10,c50,c100,c100b10,c100b100",
+        default="c10,c50,c100,c100b10,c100b100,c200b100",
         help="runlane worker settings for the 1-process drain: cN = concurrency, bN = batch_size",
     )
     parser.add_argument(
