@@ -8,6 +8,10 @@ SQLAlchemy checked out, inside its transaction when there is one. psycopg still 
 server-side after a few executions. Only statements whose parameters need no SQLAlchemy bind
 processing (text, integers, array literals) may come here.
 
+They are compiled with ``$n`` placeholders and sent through psycopg's raw cursor: psycopg parses a
+``%(name)s`` query on every execution once it is longer than 4 KB (its conversion cache holds only
+shorter ones), which for the set-based writes cost more CPU than the rest of the call.
+
 Driver errors are re-raised as the SQLAlchemy ``DBAPIError`` subclass SQLAlchemy itself would
 raise, so ``errors.translate_error`` treats both paths alike; a connection the error broke is
 invalidated so the pool never hands it out again.
@@ -19,39 +23,53 @@ from typing import Any
 import psycopg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
-from sqlalchemy.engine.interfaces import Compiled
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
 from runlane.domain.errors import invariant_violation
 
-_COMPILED: dict[tuple[int, str], tuple[ClauseElement, Compiled, str]] = {}
+_COMPILED: dict[tuple[int, type[Dialect]], tuple[ClauseElement, SQLCompiler, str, tuple[str, ...]]] = {}
+_POSITIONAL: dict[type[Dialect], Dialect] = {}
 
 
-def _compiled(statement: ClauseElement, dialect: Dialect) -> tuple[Compiled, str]:
-    key = (id(statement), dialect.name)
+def _positional(dialect: Dialect) -> Dialect:
+    """The same dialect class with ``$1, $2, ...`` placeholders (what a raw cursor sends)."""
+    kind = type(dialect)
+    positional = _POSITIONAL.get(kind)
+    if positional is None:
+        positional = _POSITIONAL[kind] = kind(paramstyle="numeric_dollar")  # type: ignore[call-arg]
+    return positional
+
+
+def _compiled(statement: ClauseElement, dialect: Dialect) -> tuple[SQLCompiler, str, tuple[str, ...]]:
+    key = (id(statement), type(dialect))
     cached = _COMPILED.get(key)
     # The statement is kept in the entry, so its id cannot be reused by another object.
     if cached is None or cached[0] is not statement:
-        compiled = statement.compile(dialect=dialect)
+        compiled = statement.compile(dialect=_positional(dialect))
+        assert isinstance(compiled, SQLCompiler)
         if "POSTCOMPILE" in compiled.string:
             # Expanding ``IN`` parameters are rendered by SQLAlchemy's own execution path only.
             raise invariant_violation("A driver statement cannot use an expanding IN parameter.")
-        cached = (statement, compiled, compiled.string)
+        cached = (statement, compiled, compiled.string, tuple(compiled.positiontup or ()))
         _COMPILED[key] = cached
-    return cached[1], cached[2]
+    return cached[1], cached[2], cached[3]
 
 
 async def execute(
     conn: AsyncConnection, statement: ClauseElement, params: Mapping[str, Any]
-) -> psycopg.AsyncCursor[Any]:
+) -> psycopg.AsyncRawCursor[Any]:
     """Run ``statement`` with ``params`` on ``conn``'s psycopg connection; the cursor holds the result."""
-    compiled, sql = _compiled(statement, conn.dialect)
-    values = compiled.construct_params(dict(params))
+    compiled, sql, order = _compiled(statement, conn.dialect)
+    named = compiled.construct_params(dict(params)) or {}
+    values = [named[name] for name in order]
     proxied = await conn.get_raw_connection()
     driver: psycopg.AsyncConnection[Any] = proxied.driver_connection  # type: ignore[assignment]
     try:
-        return await driver.execute(sql, values)
+        cursor: psycopg.AsyncRawCursor[Any] = psycopg.AsyncRawCursor(driver)
+        await cursor.execute(sql, values)
+        return cursor
     except psycopg.Error as exc:
         lost = driver.broken or driver.closed
         if lost:
