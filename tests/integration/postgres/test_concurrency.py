@@ -167,7 +167,8 @@ async def test_bounded_capacity_is_never_exceeded_when_claimers_race(
                 await asyncio.sleep(0.002)
 
     async def work(own: StorageKit, run: RunRecord) -> None:
-        await asyncio.sleep(rng.uniform(0, 0.01))
+        # Leases held long enough, against claims of a few ms, that every partition fills up.
+        await asyncio.sleep(rng.uniform(0.01, 0.03))
         await own.append(run, succeeded_event(run, now=own.now))
 
     async def batch_claimer(worker: int) -> None:
