@@ -1,6 +1,6 @@
 """Publish outbox rows through the transport and record each indexed outcome."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -13,6 +13,7 @@ from runlane.domain.timestamps import add_ms
 from runlane.domain.values import OutboxFailureRecord
 from runlane.domain.vocabulary import ErrorCode, OutboxMessageStatus, RetryBackoffType
 from runlane.ports.storage_commands import (
+    AppendRunEventsResult,
     ClaimOutboxMessages,
     CompleteOutboxMessages,
     OutboxCompletion,
@@ -61,6 +62,34 @@ async def publish_outbox(
         )
     )
     return await publish_claimed(ctx, claimed, now=now)
+
+
+async def publish_created(
+    ctx: RuntimeContext, results: Sequence[AppendRunEventsResult], *, now: datetime
+) -> DispatchReport:
+    """Eager dispatch of the outbox rows these appends (made with ``claim_outbox``) created.
+
+    Storage normally wrote the due rows claimed for us (``claimed_outbox``). A storage adapter that
+    does not honour ``claim_outbox`` leaves them pending instead; those are claimed here by id, as
+    before the flag existed, so eager dispatch never silently turns into "wait for tick".
+    """
+    claimed = tuple(row for result in results for row in result.claimed_outbox)
+    pending = tuple(
+        row_id
+        for result in results
+        if not result.claimed_outbox and result.run.is_due(now)
+        for row_id in result.outbox_message_ids
+    )
+    first = await publish_claimed(ctx, claimed, now=now)
+    if not pending:
+        return first
+    second = await publish_outbox(ctx, now=now, limit=len(pending), ids=pending)
+    return DispatchReport(
+        published=first.published + second.published,
+        failed=first.failed + second.failed,
+        dead_lettered=first.dead_lettered + second.dead_lettered,
+        by_outbox_id={**first.by_outbox_id, **second.by_outbox_id},
+    )
 
 
 async def publish_claimed(

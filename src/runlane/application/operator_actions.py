@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from runlane.application.dispatch import publish_claimed
+from runlane.application.dispatch import publish_created
 from runlane.application.operator_reads import OperatorReads
 from runlane.application.run_writes import append_events
 from runlane.application.runtime_context import RuntimeContext
@@ -142,7 +142,7 @@ class OperatorActions:
         result = await persist_creation(ctx, creation, now=now, claim_outbox=eager)
         if not eager:
             return TriggerRunResult(result.run, TriggerOutcomeType.CREATED)
-        report = await publish_claimed(ctx, result.claimed_outbox, now=now)
+        report = await publish_created(ctx, (result,), now=now)
         return TriggerRunResult(result.run, TriggerOutcomeType.CREATED, report.published, report.failed)
 
     async def prune(

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from runlane.application.dispatch import publish_claimed
+from runlane.application.dispatch import publish_created
 from runlane.application.run_writes import append_command, append_events, delivery_event
 from runlane.application.runtime_context import RuntimeContext
 from runlane.application.task_definition import TaskDefinition, resolve_key
@@ -24,7 +24,6 @@ from runlane.ports.storage_commands import (
     AppendManyRunEvents,
     AppendRunEvents,
     AppendRunEventsResult,
-    OutboxMessage,
     ScheduleOccurrenceClaim,
 )
 from runlane.ports.transport import FailedWakeupPublish, PublishedWakeup
@@ -219,9 +218,9 @@ async def trigger_run(
         ctx.log(20, "trigger returned existing run", run_id=result.run.id, task_id=result.run.task_id)
         return TriggerRunResult(run=result.run, outcome=TriggerOutcomeType.RETURNED_EXISTING)
     ctx.log(20, "run created", run_id=result.run.id, task_id=result.run.task_id, queue=result.run.queue)
-    if not eager or not result.claimed_outbox:
+    if not eager or not result.outbox_message_ids:
         return TriggerRunResult(run=result.run, outcome=TriggerOutcomeType.CREATED)
-    report = await publish_claimed(ctx, result.claimed_outbox, now=now)
+    report = await publish_created(ctx, (result,), now=now)
     return TriggerRunResult(
         run=result.run, outcome=TriggerOutcomeType.CREATED, published=report.published, failed=report.failed
     )
@@ -267,8 +266,7 @@ async def trigger_many(
     many = await ctx.lane.storage.append_many_run_events(
         AppendManyRunEvents(environment=ctx.environment, commands=tuple(commands))
     )
-    created = 0
-    claimed: list[OutboxMessage] = []
+    created: list[AppendRunEventsResult] = []
     for index, outcome in zip(positions, many.results, strict=True):
         if isinstance(outcome, RunlaneError):
             slots[index] = outcome
@@ -276,10 +274,9 @@ async def trigger_many(
             slots[index] = TriggerRunResult(run=outcome.run, outcome=TriggerOutcomeType.RETURNED_EXISTING)
         else:
             slots[index] = TriggerRunResult(run=outcome.run, outcome=TriggerOutcomeType.CREATED)
-            created += 1
-            claimed.extend(outcome.claimed_outbox)
-    if claimed:
-        report = await publish_claimed(ctx, tuple(claimed), now=now)
+            created.append(outcome)
+    if eager and any(outcome.outbox_message_ids for outcome in created):
+        report = await publish_created(ctx, created, now=now)
         for index, outcome in zip(positions, many.results, strict=True):
             if isinstance(outcome, RunlaneError) or outcome.returned_existing:
                 continue
@@ -290,5 +287,5 @@ async def trigger_many(
                 published=tuple(o for o in sent if isinstance(o, PublishedWakeup)),
                 failed=tuple(o for o in sent if isinstance(o, FailedWakeupPublish)),
             )
-    ctx.log(20, "runs created in batch", count=created)
+    ctx.log(20, "runs created in batch", count=len(created))
     return tuple(s for s in slots if s is not None)
