@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import psycopg
 import pytest
 import sqlalchemy as sa
@@ -101,3 +103,30 @@ def test_unique_violations_become_conflicts_named_by_their_constraint(pg_cluster
     assert error.retryable is True
     assert error.meta is not None
     assert error.meta["constraint"] == "pk_schedule_occurrences"
+
+
+async def test_a_connection_killed_under_a_single_statement_write_fails_once_and_is_replaced(
+    pg_cluster: PostgresCluster, pg_migrated_schema: str
+) -> None:
+    """Plain appends run on psycopg directly (driver_statements): a dead connection still surfaces
+    as a retryable storage error, is invalidated, and the next write gets a fresh connection."""
+    name = f"runlane-killed-{uuid.uuid4().hex[:8]}"
+    async with started_storage(
+        pg_cluster.dsn, pg_migrated_schema, pool_pre_ping=False, application_name=name
+    ) as storage:
+        kit = StorageKit(storage, unique_environment("killed"), ControlledClock())
+        first = (await kit.create()).run
+        with psycopg.connect(pg_cluster.libpq_dsn, autocommit=True) as admin:
+            killed = admin.execute(
+                "select count(pg_terminate_backend(pid)) from pg_stat_activity where application_name = %s",
+                (name,),
+            ).fetchone()
+        assert killed is not None and killed[0] >= 1
+        with pytest.raises(RunlaneError) as info:
+            await kit.create()
+        assert info.value.code is ErrorCode.INTERNAL_ERROR
+        assert info.value.retryable is True
+        assert info.value.meta is not None and info.value.meta["reason"] == "storage_unavailable"
+        second = (await kit.create()).run
+        assert await kit.get(first.id) == first
+        assert await kit.get(second.id) == second
