@@ -181,9 +181,8 @@ async def _invoke(
 ) -> object:
     loop = asyncio.get_running_loop()
     if definition.is_async:
-        if options.max_attempt_duration is None:
-            # Nothing to time out: run the handler in this attempt's task instead of a task of its own.
-            return await definition.run(value, context)
+        # A task of its own, so the handler runs in a copy of the context: context variables it sets
+        # never leak into runlane's outcome code or into the caller of run_now/execute_delivery.
         future: asyncio.Future[Any] = asyncio.ensure_future(definition.run(value, context))
     else:
         call = functools.partial(contextvars.copy_context().run, definition.run, value, context)
