@@ -5,9 +5,9 @@ counted transaction) per storage call, a third of an eager trigger's cost. A res
 terminated server does not need a query to be noticed: it closes the socket after sending its
 ``FATAL`` message, so an idle connection whose socket is readable (or that psycopg already knows
 is closed or broken) is dead. Such a connection fails the checkout with ``DisconnectionError``;
-the pool then invalidates every older connection (a restart killed them all) and hands out a
-fresh one. A peer that vanished without closing the socket (a cut network path) is not seen here;
-``pool_pre_ping=True`` uses the query-based ping instead, for those networks.
+the pool discards it and reconnects. A peer that vanished without closing the socket (a cut
+network path) is not seen here; ``pool_pre_ping=True`` uses the query-based ping instead, for
+those networks.
 
 ``pool_pre_ping`` (storage and NOTIFY transport): ``"socket"`` (the default) is this check,
 ``True`` SQLAlchemy's query ping, ``False`` no check (a dead connection then fails one call with a
@@ -17,6 +17,7 @@ retryable error and is replaced).
 import select
 from typing import Any, Literal
 
+import psycopg
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -40,11 +41,16 @@ def connection_is_dead(driver: Any) -> bool:
     if driver.closed or driver.broken:
         return True
     try:
-        readable, _, _ = select.select([driver.pgconn.socket], [], [], 0)
-    except (OSError, ValueError, Exception):  # psycopg raises OperationalError for a closed pgconn
+        fd = driver.pgconn.socket
+        # poll, not select: select() cannot watch descriptors >= 1024 (FD_SETSIZE), which busy
+        # processes reach.
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLERR | select.POLLHUP)
+        ready = poller.poll(0)
+    except (OSError, psycopg.OperationalError):  # a closed pgconn has no socket
         return True
     # An idle connection has nothing to read unless the server is ending it.
-    return bool(readable)
+    return bool(ready)
 
 
 def install_liveness_check(engine: AsyncEngine) -> None:
@@ -53,4 +59,6 @@ def install_liveness_check(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "checkout")
     def _on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
         if connection_is_dead(dbapi_connection.driver_connection):
-            raise sa_exc.InvalidatePoolError("the server closed this pooled connection")
+            # This connection only: one backend may end alone (idle_session_timeout, a proxy's idle
+            # cut, pg_terminate_backend); after a restart each dead one is caught at its own checkout.
+            raise sa_exc.DisconnectionError("the server closed this pooled connection")
