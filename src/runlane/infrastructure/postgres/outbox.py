@@ -120,8 +120,7 @@ def _complete_statement(schema: str) -> _CompleteStatement:
 
     Rows are locked in id order first (as ``bulk`` does), so two completers that share rows (a
     publisher whose stranded claim was recovered by another) queue instead of deadlocking. A row
-    changes only while it is still ``claimed`` with the completion's token. ``NULL`` in a column
-    means "leave it": each status sets only its own columns.
+    changes only while it is still ``claimed`` with the completion's token.
     """
     o = build_tables(schema).outbox_messages
     rows = Rows.of(o, "c", _COMPLETION_COLUMNS)
@@ -134,9 +133,16 @@ def _complete_statement(schema: str) -> _CompleteStatement:
         .cte("c_locked")
     )
 
-    def kept(name: str) -> sa.ColumnElement[Any]:
-        return sa.func.coalesce(rows.value(name), o.c[name])
+    status = v.c.status
+    published = status == OutboxMessageStatus.PUBLISHED.value
 
+    def when(condition: sa.ColumnElement[bool], value: sa.ColumnElement[Any], name: str) -> Any:
+        return sa.case((condition, value), else_=o.c[name])
+
+    # Each status writes only its own columns, as the per-row UPDATE did: published sets the
+    # publish time and provider id (and keeps an earlier failure); failed sets the error and the
+    # next attempt time; dead_lettered sets the error. An absent error is SQL NULL, not JSON null.
+    error = sa.cast(sa.func.nullif(v.c.last_error, "null"), sa.JSON)
     statement = (
         sa.update(o)
         .where(
@@ -150,12 +156,12 @@ def _complete_statement(schema: str) -> _CompleteStatement:
             == sa.func.concat(OutboxMessageStatus.CLAIMED.value + " ", v.c.claim_token),
         )
         .values(
-            status=v.c.status,
+            status=status,
             updated_at=v.c.updated_at,
-            published_at=kept("published_at"),
-            provider_message_id=kept("provider_message_id"),
-            last_error=kept("last_error"),
-            available_at=kept("available_at"),
+            published_at=when(published, v.c.published_at, "published_at"),
+            provider_message_id=when(published, v.c.provider_message_id, "provider_message_id"),
+            last_error=when(~published, error, "last_error"),
+            available_at=when(status == OutboxMessageStatus.FAILED.value, v.c.available_at, "available_at"),
         )
     )
     return _CompleteStatement(statement=statement, rows=rows)
@@ -186,7 +192,15 @@ async def complete_outbox_messages(
     conn: AsyncConnection, t: StorageTables, command: CompleteOutboxMessages
 ) -> int:
     """Every completion in one statement; returns how many rows were still claimed with their token."""
-    rows = [_completion_row(completion) for completion in command.completions]
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for completion in command.completions:
+        row = _completion_row(completion)
+        # A second completion of the same row in one call cannot apply (the first one ends the
+        # claim), as with one UPDATE per completion; keep the first so the outcome is deterministic.
+        if row["id"] not in seen:
+            seen.add(row["id"])
+            rows.append(row)
     if not rows:
         return 0
     built = _complete_statement(t.schema)
