@@ -143,9 +143,10 @@ class WorkerHandle:
                     return
                 await self._wait(self._poll)  # an attempt may release or retry into due work
                 continue
-            # A partial batch means nothing else was due: wait for the next wakeup, a freed slot or
-            # the poll interval (one that arrived during the claim is still pending, see above).
-            await self._wait(self._poll)
+            # A partial batch usually means nothing else is due, but a claim also stops short after
+            # skipping locked runs or busy partitions: look once more at once. An empty claim waits
+            # for a wakeup, a freed slot or the poll interval (one that arrived meanwhile is kept).
+            await self._wait(self._poll if not claimed else 0)
 
     def _start(self, run: RunRecord) -> None:
         task = asyncio.create_task(self._execute(run))

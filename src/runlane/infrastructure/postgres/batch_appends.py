@@ -47,6 +47,23 @@ class _Plain:
     staged: StagedWrite
 
 
+def may_be_plain(command: AppendRunEvents) -> bool:
+    """Cheap pre-check before staging: a create with keys or an occurrence never is plain, and its
+    key lookup must come first (a live owner wins before anything else is checked)."""
+    if command.expected_sequence != 0:
+        return True
+    created = command.events[0] if command.events else None
+    return (
+        created is None
+        or created.type is not RunEventType.CREATED
+        or (
+            created.idempotency_key is None
+            and created.singleton_key is None
+            and command.schedule_occurrence is None
+        )
+    )
+
+
 def plain_staged(command: AppendRunEvents) -> StagedWrite | None:
     """The staged write when ``command`` can go set-based, ``None`` when it needs the full path.
 

@@ -18,6 +18,7 @@ invalidated so the pool never hands it out again.
 """
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 import psycopg
@@ -29,39 +30,35 @@ from sqlalchemy.sql.elements import ClauseElement
 
 from runlane.domain.errors import invariant_violation
 
-_COMPILED: dict[tuple[int, type[Dialect]], tuple[ClauseElement, SQLCompiler, str, tuple[str, ...]]] = {}
-_POSITIONAL: dict[type[Dialect], Dialect] = {}
+
+@lru_cache(maxsize=16)
+def _positional(kind: type) -> Dialect:
+    """The dialect class with ``$1, $2, ...`` placeholders (what a raw cursor sends)."""
+    dialect: Dialect = kind(paramstyle="numeric_dollar")
+    return dialect
 
 
-def _positional(dialect: Dialect) -> Dialect:
-    """The same dialect class with ``$1, $2, ...`` placeholders (what a raw cursor sends)."""
-    kind = type(dialect)
-    positional = _POSITIONAL.get(kind)
-    if positional is None:
-        positional = _POSITIONAL[kind] = kind(paramstyle="numeric_dollar")  # type: ignore[call-arg]
-    return positional
+@lru_cache(maxsize=1024)
+def _compiled(statement: ClauseElement, kind: type) -> tuple[SQLCompiler, str, tuple[str, ...]]:
+    """Compiled once per statement object (they are built once and cached by their modules).
 
-
-def _compiled(statement: ClauseElement, dialect: Dialect) -> tuple[SQLCompiler, str, tuple[str, ...]]:
-    key = (id(statement), type(dialect))
-    cached = _COMPILED.get(key)
-    # The statement is kept in the entry, so its id cannot be reused by another object.
-    if cached is None or cached[0] is not statement:
-        compiled = statement.compile(dialect=_positional(dialect))
-        assert isinstance(compiled, SQLCompiler)
-        if "POSTCOMPILE" in compiled.string:
-            # Expanding ``IN`` parameters are rendered by SQLAlchemy's own execution path only.
-            raise invariant_violation("A driver statement cannot use an expanding IN parameter.")
-        cached = (statement, compiled, compiled.string, tuple(compiled.positiontup or ()))
-        _COMPILED[key] = cached
-    return cached[1], cached[2], cached[3]
+    Bounded, so statements rebuilt after their builders' caches evicted them (many schemas in one
+    process) are eventually released too.
+    """
+    compiled = statement.compile(dialect=_positional(kind))
+    assert isinstance(compiled, SQLCompiler)
+    if "POSTCOMPILE" in compiled.string:
+        # Expanding ``IN`` parameters are rendered by SQLAlchemy's own execution path only.
+        raise invariant_violation("A driver statement cannot use an expanding IN parameter.")
+    return compiled, compiled.string, tuple(compiled.positiontup or ())
 
 
 async def execute(
     conn: AsyncConnection, statement: ClauseElement, params: Mapping[str, Any]
 ) -> psycopg.AsyncRawCursor[Any]:
     """Run ``statement`` with ``params`` on ``conn``'s psycopg connection; the cursor holds the result."""
-    compiled, sql, order = _compiled(statement, conn.dialect)
+    kind: type = type(conn.dialect)
+    compiled, sql, order = _compiled(statement, kind)
     named = compiled.construct_params(dict(params)) or {}
     values = [named[name] for name in order]
     proxied = await conn.get_raw_connection()
