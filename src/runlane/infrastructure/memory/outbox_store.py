@@ -10,9 +10,6 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from runlane.domain.errors import invariant_violation
-from runlane.domain.ids import new_outbox_message_id
-from runlane.domain.run_events import RunEventRecord
-from runlane.domain.values import Environment
 from runlane.domain.vocabulary import OutboxMessageStatus
 from runlane.ports.storage_commands import OutboxCompletion, OutboxMessage
 
@@ -20,26 +17,6 @@ _OPEN = frozenset({OutboxMessageStatus.PENDING, OutboxMessageStatus.FAILED, Outb
 _COMPLETION_STATUSES = frozenset(
     {OutboxMessageStatus.PUBLISHED, OutboxMessageStatus.FAILED, OutboxMessageStatus.DEAD_LETTERED}
 )
-
-
-def derive_outbox_row(environment: Environment, record: RunEventRecord, now: datetime) -> OutboxMessage:
-    delivery = record.delivery
-    if delivery is None:
-        raise invariant_violation("Only run.delivery_requested events derive outbox rows.")
-    if delivery.environment != environment:
-        raise invariant_violation("A delivery must stay in its run's environment.", run_id=record.run_id)
-    return OutboxMessage(
-        id=new_outbox_message_id(),
-        environment=environment,
-        run_id=record.run_id,
-        queue=delivery.queue,
-        message=delivery.to_message(),
-        status=OutboxMessageStatus.PENDING,
-        attempts=0,
-        available_at=delivery.available_at,
-        created_at=now,
-        updated_at=now,
-    )
 
 
 class OutboxStore:

@@ -1,21 +1,19 @@
 """Validating one run's write before anything is committed, so multi-run commands stay atomic.
 
-Storage trusts core's reducer and never recomputes lifecycle rules; it only checks the command's
-shape: events belong to the run and its environment, and the projection's ``event_sequence``
-advanced by exactly the number of appended events.
+The shape checks, event numbering and outbox derivation are the ones every adapter shares
+(``ports.append_staging``); this module adds what only the in-memory store needs.
 """
 
 from dataclasses import dataclass
 from datetime import datetime
 
 from runlane.domain.errors import RunlaneError, invariant_violation, storage_conflict, validation_failed
-from runlane.domain.ids import new_event_id
 from runlane.domain.run_events import RunEvent, RunEventRecord
 from runlane.domain.run_record import RunRecord
 from runlane.domain.values import Environment
-from runlane.domain.vocabulary import LEASED_RUN_STATUSES, RunEventType, StorageConflictKind
-from runlane.infrastructure.memory.outbox_store import derive_outbox_row
+from runlane.domain.vocabulary import LEASED_RUN_STATUSES, StorageConflictKind
 from runlane.infrastructure.memory.ownership import OccurrenceRecord
+from runlane.ports.append_staging import append_records, derived_outbox
 from runlane.ports.storage_commands import AppendPlan, OutboxMessage
 
 
@@ -47,34 +45,10 @@ def stage_append(
     occurrence: OccurrenceRecord | None = None,
     claim_outbox: bool = False,
 ) -> StagedAppend:
-    if not events:
-        raise invariant_violation("An append needs at least one event.", run_id=run_id)
-    if not isinstance(run, RunRecord) or run.id != run_id or run.environment != environment:
-        raise invariant_violation(
-            "The projected run does not match the run being appended to.", run_id=run_id
-        )
-    for event in events:
-        if not isinstance(event, RunEvent) or event.run_id != run_id or event.environment != environment:
-            raise invariant_violation(
-                "Every appended event must belong to the run and its environment.", run_id=run_id
-            )
-    if run.event_sequence != expected_sequence + len(events):
-        raise invariant_violation(
-            f"The projection's event_sequence {run.event_sequence} must equal "
-            f"{expected_sequence} + {len(events)} appended events.",
-            run_id=run_id,
-        )
-    records = tuple(
-        RunEventRecord.of(event, id=new_event_id(), sequence=expected_sequence + offset)
-        for offset, event in enumerate(events, start=1)
+    records = append_records(
+        environment, run_id=run_id, expected_sequence=expected_sequence, events=events, run=run
     )
-    outbox = tuple(
-        derive_outbox_row(environment, record, now)
-        for record in records
-        if record.type is RunEventType.DELIVERY_REQUESTED
-    )
-    if claim_outbox:
-        outbox = tuple(row.claimed_at_append(now) if row.available_at <= now else row for row in outbox)
+    outbox = derived_outbox(environment, records, now, claim=claim_outbox)
     return StagedAppend(
         environment=environment, old=old, new=run, records=records, outbox=outbox, occurrence=occurrence
     )

@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from runlane.domain.ids import new_outbox_message_id
 from runlane.domain.run_events import RunEventRecord
 from runlane.domain.run_record import RunRecord
 from runlane.domain.timestamps import utc_ms
@@ -61,21 +60,21 @@ def event_from_document(document: object) -> RunEventRecord:
     return RunEventRecord.from_wire(document)
 
 
-def outbox_values(record: RunEventRecord, now: datetime) -> dict[str, Any]:
-    """The pending row a ``run.delivery_requested`` event derives (written in the same transaction)."""
-    delivery = record.delivery
-    assert delivery is not None
+def outbox_values(row: OutboxMessage) -> dict[str, Any]:
+    """The column values of a derived outbox row (``ports.append_staging.derived_outbox``)."""
     return {
-        "id": new_outbox_message_id(),
-        "environment": record.environment.name,
-        "run_id": record.run_id,
-        "queue": delivery.queue,
-        "status": OutboxMessageStatus.PENDING.value,
-        "attempts": 0,
-        "message": delivery.to_message().to_wire(),
-        "available_at": delivery.available_at,
-        "created_at": now,
-        "updated_at": now,
+        "id": row.id,
+        "environment": row.environment.name,
+        "run_id": row.run_id,
+        "queue": row.queue,
+        "status": row.status._value_,
+        "attempts": row.attempts,
+        "message": row.message.to_wire(),
+        "available_at": row.available_at,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "claim_token": row.claim_token,
+        "claimed_at": row.claimed_at,
     }
 
 

@@ -11,12 +11,12 @@ from datetime import datetime
 from typing import Any
 
 from runlane.domain.errors import invariant_violation
-from runlane.domain.ids import new_event_id
 from runlane.domain.run_events import RunEvent, RunEventRecord
 from runlane.domain.run_record import RunRecord
-from runlane.domain.values import DeliveryMessage, Environment
-from runlane.domain.vocabulary import LEASED_RUN_STATUSES, OutboxMessageStatus, RunEventType
+from runlane.domain.values import Environment
+from runlane.domain.vocabulary import LEASED_RUN_STATUSES, RunEventType
 from runlane.infrastructure.postgres.rows import outbox_values
+from runlane.ports.append_staging import append_records, derived_outbox
 from runlane.ports.storage_commands import AppendPlan, AppendRunEvents, OutboxMessage
 
 
@@ -27,8 +27,7 @@ class StagedWrite:
     expected_sequence: int
     new: RunRecord
     records: tuple[RunEventRecord, ...]
-    outbox_rows: tuple[dict[str, Any], ...]
-    claimed_outbox: tuple[OutboxMessage, ...] = ()
+    outbox: tuple[OutboxMessage, ...]
 
     @property
     def is_create(self) -> bool:
@@ -49,7 +48,16 @@ class StagedWrite:
 
     @property
     def outbox_message_ids(self) -> tuple[str, ...]:
-        return tuple(row["id"] for row in self.outbox_rows)
+        return tuple(row.id for row in self.outbox)
+
+    @property
+    def claimed_outbox(self) -> tuple[OutboxMessage, ...]:
+        """The rows written already claimed for the appending publisher."""
+        return tuple(row for row in self.outbox if row.claim_token is not None)
+
+    @property
+    def outbox_rows(self) -> list[dict[str, Any]]:
+        return [outbox_values(row) for row in self.outbox]
 
 
 def stage(
@@ -67,93 +75,16 @@ def stage(
 
     ``claim_outbox``: due outbox rows are written claimed (``AppendRunEvents.claim_outbox``).
     """
-    if not events:
-        raise invariant_violation("An append needs at least one event.", run_id=run_id)
-    # ``is`` first: the run, its events and the command share one Environment almost always.
-    if (
-        not isinstance(run, RunRecord)
-        or run.id != run_id
-        or (run.environment is not environment and run.environment != environment)
-    ):
-        raise invariant_violation(
-            "The projected run does not match the run being appended to.", run_id=run_id
-        )
-    deliveries = False
-    for event in events:
-        if (
-            not isinstance(event, RunEvent)
-            or event.run_id != run_id
-            or (event.environment is not environment and event.environment != environment)
-        ):
-            raise invariant_violation("Every appended event must belong to the run and its environment.")
-        deliveries = deliveries or event.type is RunEventType.DELIVERY_REQUESTED
-    if run.event_sequence != expected_sequence + len(events):
-        raise invariant_violation(
-            f"The projection's event_sequence {run.event_sequence} must equal "
-            f"{expected_sequence} + {len(events)} appended events.",
-            run_id=run_id,
-        )
-    records = tuple(
-        [
-            RunEventRecord.of(event, id=new_event_id(), sequence=sequence)
-            for sequence, event in enumerate(events, start=expected_sequence + 1)
-        ]
+    records = append_records(
+        environment, run_id=run_id, expected_sequence=expected_sequence, events=events, run=run
     )
-    if not deliveries:
-        # Most writes (leases, outcomes) derive no outbox row.
-        return StagedWrite(
-            environment=environment,
-            old=old,
-            expected_sequence=expected_sequence,
-            new=run,
-            records=records,
-            outbox_rows=(),
-        )
-    outbox_rows = []
-    claimed: list[OutboxMessage] = []
-    for record in records:
-        if record.type is RunEventType.DELIVERY_REQUESTED:
-            delivery = record.delivery
-            assert delivery is not None
-            if delivery.environment != environment:
-                raise invariant_violation("A delivery must stay in its run's environment.", run_id=run_id)
-            row = outbox_values(record, now)
-            row["claim_token"] = row["claimed_at"] = None
-            if claim_outbox and delivery.available_at <= now:
-                message = _pending_message(row, environment, delivery.to_message()).claimed_at_append(now)
-                claimed.append(message)
-                row.update(
-                    status=message.status.value,
-                    attempts=message.attempts,
-                    claim_token=message.claim_token,
-                    claimed_at=now,
-                )
-            outbox_rows.append(row)
     return StagedWrite(
         environment=environment,
         old=old,
         expected_sequence=expected_sequence,
         new=run,
         records=records,
-        outbox_rows=tuple(outbox_rows),
-        claimed_outbox=tuple(claimed),
-    )
-
-
-def _pending_message(
-    row: dict[str, Any], environment: Environment, message: DeliveryMessage
-) -> OutboxMessage:
-    return OutboxMessage(
-        id=row["id"],
-        environment=environment,
-        run_id=row["run_id"],
-        queue=row["queue"],
-        message=message,
-        status=OutboxMessageStatus.PENDING,
-        attempts=row["attempts"],
-        available_at=row["available_at"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
+        outbox=derived_outbox(environment, records, now, claim=claim_outbox),
     )
 
 

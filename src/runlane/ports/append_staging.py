@@ -1,0 +1,98 @@
+"""What every storage adapter does to an append before writing it, in one place.
+
+Storage trusts core's reducer and never recomputes lifecycle rules; it only checks the command's
+shape (events belong to the run and its environment, the projection's ``event_sequence`` advanced
+by exactly the number of appended events), gives the events their identities, and derives one
+outbox row per ``run.delivery_requested`` event. The in-memory and Postgres adapters both call
+these, so they cannot drift apart.
+"""
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from runlane.domain.errors import invariant_violation
+from runlane.domain.ids import new_event_id, new_outbox_message_id
+from runlane.domain.run_events import RunEvent, RunEventRecord
+from runlane.domain.run_record import RunRecord
+from runlane.domain.values import Environment
+from runlane.domain.vocabulary import OutboxMessageStatus, RunEventType
+from runlane.ports.storage_commands import OutboxMessage
+
+
+def append_records(
+    environment: Environment,
+    *,
+    run_id: str,
+    expected_sequence: int,
+    events: Sequence[RunEvent],
+    run: RunRecord,
+) -> tuple[RunEventRecord, ...]:
+    """Check the append's shape and number its events from ``expected_sequence + 1``."""
+    if not events:
+        raise invariant_violation("An append needs at least one event.", run_id=run_id)
+    # ``is`` first: the run, its events and the command share one Environment almost always.
+    if (
+        not isinstance(run, RunRecord)
+        or run.id != run_id
+        or (run.environment is not environment and run.environment != environment)
+    ):
+        raise invariant_violation(
+            "The projected run does not match the run being appended to.", run_id=run_id
+        )
+    for event in events:
+        if (
+            not isinstance(event, RunEvent)
+            or event.run_id != run_id
+            or (event.environment is not environment and event.environment != environment)
+        ):
+            raise invariant_violation(
+                "Every appended event must belong to the run and its environment.", run_id=run_id
+            )
+    if run.event_sequence != expected_sequence + len(events):
+        raise invariant_violation(
+            f"The projection's event_sequence {run.event_sequence} must equal "
+            f"{expected_sequence} + {len(events)} appended events.",
+            run_id=run_id,
+        )
+    return tuple(
+        [
+            RunEventRecord.of(event, id=new_event_id(), sequence=sequence)
+            for sequence, event in enumerate(events, start=expected_sequence + 1)
+        ]
+    )
+
+
+def _derived_row(environment: Environment, record: RunEventRecord, now: datetime) -> OutboxMessage:
+    """The pending row one ``run.delivery_requested`` event derives (written in the same step)."""
+    delivery = record.delivery
+    if delivery is None:
+        raise invariant_violation("Only run.delivery_requested events derive outbox rows.")
+    if delivery.environment != environment:
+        raise invariant_violation("A delivery must stay in its run's environment.", run_id=record.run_id)
+    return OutboxMessage(
+        id=new_outbox_message_id(),
+        environment=environment,
+        run_id=record.run_id,
+        queue=delivery.queue,
+        message=delivery.to_message(),
+        status=OutboxMessageStatus.PENDING,
+        attempts=0,
+        available_at=delivery.available_at,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def derived_outbox(
+    environment: Environment, records: Sequence[RunEventRecord], now: datetime, *, claim: bool = False
+) -> tuple[OutboxMessage, ...]:
+    """Every outbox row ``records`` derive; with ``claim`` the due ones already claimed
+    (``AppendRunEvents.claim_outbox``)."""
+    rows = [
+        _derived_row(environment, record, now)
+        for record in records
+        if record.type is RunEventType.DELIVERY_REQUESTED
+    ]
+    if claim:
+        rows = [row.claimed_at_append(now) if row.available_at <= now else row for row in rows]
+    return tuple(rows)
