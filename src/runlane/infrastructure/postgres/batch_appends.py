@@ -47,39 +47,26 @@ class _Plain:
     staged: StagedWrite
 
 
-def may_be_plain(command: AppendRunEvents) -> bool:
-    """Cheap pre-check before staging: a create with keys or an occurrence never is plain, and its
-    key lookup must come first (a live owner wins before anything else is checked)."""
-    if command.expected_sequence != 0:
-        return True
-    created = command.events[0] if command.events else None
-    return (
-        created is None
-        or created.type is not RunEventType.CREATED
-        or (
-            created.idempotency_key is None
-            and created.singleton_key is None
-            and command.schedule_occurrence is None
-        )
+def _keyed_create(command: AppendRunEvents) -> bool:
+    """A create with idempotency or singleton keys or a schedule occurrence: never plain, and its
+    owner lookup must come first (a live owner wins before anything else is checked)."""
+    if command.expected_sequence != 0 or not command.events:
+        return False
+    created = command.events[0]
+    return created.type is RunEventType.CREATED and (
+        created.idempotency_key is not None
+        or created.singleton_key is not None
+        or command.schedule_occurrence is not None
     )
 
 
 def plain_staged(command: AppendRunEvents) -> StagedWrite | None:
-    """The staged write when ``command`` can go set-based, ``None`` when it needs the full path.
-
-    Every item is staged (validated) here, before anything is written.
-    """
+    """The staged write when ``command`` can go set-based, ``None`` when it needs the full path."""
+    if _keyed_create(command):
+        return None
     staged = stage_command(command)
-    if staged.is_create:
-        created = command.events[0]
-        if created.type is not RunEventType.CREATED:
-            raise invariant_violation("A new run's first event must be run.created.", run_id=command.run_id)
-        if (
-            created.idempotency_key is not None
-            or created.singleton_key is not None
-            or command.schedule_occurrence is not None
-        ):
-            return None
+    if staged.is_create and command.events[0].type is not RunEventType.CREATED:
+        raise invariant_violation("A new run's first event must be run.created.", run_id=command.run_id)
     if command.concurrency_limit is not None and staged.takes_lease:
         return None
     return staged
@@ -146,7 +133,8 @@ async def _append_alone(conn: AsyncConnection, t: StorageTables, command: Append
 def stage_all(command: AppendManyRunEvents) -> list[StagedWrite | None]:
     """Every item's staged write (``None``: it needs the single-append path), before any write.
 
-    An invalid item fails the call here, before anything is written.
+    An invalid plain item fails the call here; an invalid keyed item fails it inside the single
+    append path, and the call's one transaction is rolled back, so nothing is written either way.
     """
     _check(command)
     return [plain_staged(item) for item in command.commands]

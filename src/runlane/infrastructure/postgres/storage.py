@@ -258,7 +258,7 @@ class PostgresStorage:
     # -- writes ------------------------------------------------------------------------------
 
     async def append_run_events(self, command: AppendRunEvents) -> AppendRunEventsResult:
-        if command.transaction is None and batch_appends.may_be_plain(command):
+        if command.transaction is None:
             staged = batch_appends.plain_staged(command)
             if staged is not None:
                 return await self._append_plain(staged)
