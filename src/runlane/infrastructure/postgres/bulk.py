@@ -114,8 +114,24 @@ def ids_array(name: str) -> ColumnElement[Any]:
 _Encoder = Callable[[Sequence[object]], str]
 
 
+def locked_in_id_order(table: sa.Table, environment: str, ids: str, name: str) -> sa.CTE:
+    """A CTE locking ``table``'s rows with the ids of the ``ids`` text[] parameter, in id order.
+
+    Set-based updates join it, so whatever join the planner picks, the rows are locked in one
+    order: two statements sharing rows queue behind each other instead of deadlocking. ``ANY``
+    keeps it a primary-key lookup.
+    """
+    return (
+        sa.select(table.c.id)
+        .where(table.c.environment == sa.bindparam(environment), table.c.id == sa.any_(ids_array(ids)))
+        .order_by(table.c.id)
+        .with_for_update()
+        .cte(name)
+    )
+
+
 @dataclass(frozen=True, slots=True)
-class _Rows:
+class Rows:
     """``unnest`` of one array parameter per column, aliased ``alias(col, ...)``."""
 
     table: sa.Table
@@ -132,7 +148,7 @@ class _Rows:
         prefix: str,
         names: Sequence[str],
         extra: Sequence[tuple[str, TypeEngine[Any]]] = (),
-    ) -> "_Rows":
+    ) -> "Rows":
         typed = [(name, _item_type(table.c[name])) for name in names] + list(extra)
         arrays = [_array_param(_bind(prefix, name), item) for name, item in typed]
         # WITH ORDINALITY: rows keep the order they were staged in, whatever the join does.
@@ -153,7 +169,7 @@ class _Rows:
     def _encoder(column_type: TypeEngine[Any]) -> _Encoder:
         """The whole-column encoder for a column type (each encodes as ``array_literal`` would)."""
         if isinstance(column_type, ExactJson):
-            return _Rows._documents
+            return Rows._documents
         if isinstance(column_type, sa.DateTime):
             return timestamp_array
         if isinstance(column_type, sa.Integer):
@@ -186,13 +202,13 @@ class _Rows:
 @dataclass(frozen=True, slots=True)
 class _Statement:
     statement: sa.Select[Any]
-    runs: _Rows
-    events: _Rows
-    outbox: _Rows
+    runs: Rows
+    events: Rows
+    outbox: Rows
 
 
 def _children(
-    t: StorageTables, head: sa.CTE, events: _Rows, outbox: _Rows, *, ends_reservations: bool
+    t: StorageTables, head: sa.CTE, events: Rows, outbox: Rows, *, ends_reservations: bool
 ) -> list[sa.CTE]:
     won_events = events.source.join(head, head.c.id == events.source.c.run_id)
     insert_events = sa.insert(t.run_events).from_select(
@@ -230,21 +246,13 @@ def _statement(schema: str, mode: RunWrite) -> _Statement:
     """Built once per (schema, mode): the same object, hence one compiled form, for every batch."""
     t = build_tables(schema)
     r = t.runs
-    events = _Rows.of(t.run_events, "e", EVENT_COLUMNS)
-    outbox = _Rows.of(t.outbox_messages, "o", OUTBOX_COLUMNS)
+    events = Rows.of(t.run_events, "e", EVENT_COLUMNS)
+    outbox = Rows.of(t.outbox_messages, "o", OUTBOX_COLUMNS)
     if mode is RunWrite.UPDATE:
-        runs = _Rows.of(r, "r", ("id", *_UPDATED_RUN_COLUMNS), extra=((_EXPECTED, sa.Integer()),))
+        runs = Rows.of(r, "r", ("id", *_UPDATED_RUN_COLUMNS), extra=((_EXPECTED, sa.Integer()),))
         v = runs.source
-        # Lock the batch's rows in id order before updating them, whatever join the planner picks:
-        # two batches sharing runs (a worker's outcomes, maintenance expiring leases) then queue
-        # behind each other instead of deadlocking. ``ANY`` keeps it a primary-key lookup.
-        locked = (
-            sa.select(r.c.id)
-            .where(r.c.environment == sa.bindparam(_ENVIRONMENT), r.c.id == sa.any_(ids_array(_RUN_IDS)))
-            .order_by(r.c.id)
-            .with_for_update()
-            .cte("w_locked")
-        )
+        # Two batches sharing runs (a worker's outcomes, maintenance expiring leases) queue.
+        locked = locked_in_id_order(r, _ENVIRONMENT, _RUN_IDS, "w_locked")
         head = (
             sa.update(r)
             .where(
@@ -258,7 +266,7 @@ def _statement(schema: str, mode: RunWrite) -> _Statement:
             .cte("w_runs")
         )
     else:
-        runs = _Rows.of(r, "r", RUN_COLUMNS)
+        runs = Rows.of(r, "r", RUN_COLUMNS)
         head = (
             pg_insert(r)
             .from_select(list(RUN_COLUMNS), sa.select(*(runs.value(name) for name in RUN_COLUMNS)))
@@ -316,17 +324,17 @@ async def update_locked_runs(conn: AsyncConnection, t: StorageTables, staged: Se
 @dataclass(frozen=True, slots=True)
 class _ChildStatements:
     events: sa.Insert
-    event_rows: _Rows
+    event_rows: Rows
     outbox: sa.Insert
-    outbox_rows: _Rows
+    outbox_rows: Rows
     end_reservations: sa.Delete
 
 
 @lru_cache(maxsize=32)
 def _child_statements(schema: str) -> _ChildStatements:
     t = build_tables(schema)
-    events = _Rows.of(t.run_events, "e", EVENT_COLUMNS)
-    outbox = _Rows.of(t.outbox_messages, "o", OUTBOX_COLUMNS)
+    events = Rows.of(t.run_events, "e", EVENT_COLUMNS)
+    outbox = Rows.of(t.outbox_messages, "o", OUTBOX_COLUMNS)
     q = t.queue_reservations
     return _ChildStatements(
         events=sa.insert(t.run_events).from_select(
@@ -379,7 +387,3 @@ async def current_sequences(
         {_RUN_IDS: array_literal(run_ids)},
     )
     return {row.id: row.event_sequence for row in result}
-
-
-# Other set-based statements (outbox completions) build their row sources the same way.
-Rows = _Rows

@@ -19,7 +19,7 @@ from runlane.domain.errors import invariant_violation
 from runlane.domain.vocabulary import OutboxMessageStatus
 from runlane.infrastructure.postgres import driver_statements
 from runlane.infrastructure.postgres.array_literals import array_literal
-from runlane.infrastructure.postgres.bulk import Rows, ids_array
+from runlane.infrastructure.postgres.bulk import Rows, ids_array, locked_in_id_order
 from runlane.infrastructure.postgres.claims import check_limit
 from runlane.infrastructure.postgres.rows import outbox_from_row
 from runlane.infrastructure.postgres.schema import OPEN_OUTBOX_STATUS_VALUES, StorageTables, build_tables
@@ -125,14 +125,7 @@ def _complete_statement(schema: str) -> _CompleteStatement:
     o = build_tables(schema).outbox_messages
     rows = Rows.of(o, "c", _COMPLETION_COLUMNS)
     v = rows.source
-    locked = (
-        sa.select(o.c.id)
-        .where(o.c.environment == sa.bindparam(_ENVIRONMENT), o.c.id == sa.any_(ids_array(_IDS)))
-        .order_by(o.c.id)
-        .with_for_update()
-        .cte("c_locked")
-    )
-
+    locked = locked_in_id_order(o, _ENVIRONMENT, _IDS, "c_locked")
     status = v.c.status
     published = status == OutboxMessageStatus.PUBLISHED.value
 
