@@ -236,21 +236,14 @@ class PostgresStorage:
             raise translate_error(exc, operation=operation) from exc
 
     @asynccontextmanager
-    async def _single_statement(self, operation: str) -> AsyncIterator[AsyncConnection]:
-        """An autocommit connection for a command that is one (atomic) statement."""
-        engine = self._autocommit_engine
-        if engine is None:
-            raise configuration_invalid("Postgres storage is not started; call start() first.")
+    async def _connect(self, operation: str, *, autocommit: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection for reads, or (``autocommit``) for a command that is one atomic statement."""
+        engine = self.engine
+        if autocommit:
+            assert self._autocommit_engine is not None  # set together with the engine
+            engine = self._autocommit_engine
         try:
             async with engine.connect() as conn:
-                yield conn
-        except _DB_ERRORS as exc:
-            raise translate_error(exc, operation=operation) from exc
-
-    @asynccontextmanager
-    async def _read(self, operation: str) -> AsyncIterator[AsyncConnection]:
-        try:
-            async with self.engine.connect() as conn:
                 yield conn
         except _DB_ERRORS as exc:
             raise translate_error(exc, operation=operation) from exc
@@ -271,7 +264,7 @@ class PostgresStorage:
     async def _append_plain(self, staged: StagedWrite) -> AppendRunEventsResult:
         """A plain append (no keys, occurrence or capacity check) as one autocommit statement."""
         mode = bulk.RunWrite.CREATE if staged.is_create else bulk.RunWrite.UPDATE
-        async with self._single_statement("append_run_events") as conn:
+        async with self._connect("append_run_events", autocommit=True) as conn:
             won = await bulk.write_staged(conn, self._tables, [staged], mode)
             if not won:
                 run_id = staged.new.id
@@ -291,7 +284,7 @@ class PostgresStorage:
         plans = batch_appends.stage_all(command)
         single = batch_appends.one_statement(plans)
         if single is not None:
-            async with self._single_statement("append_many_run_events") as conn:
+            async with self._connect("append_many_run_events", autocommit=True) as conn:
                 results = await batch_appends.write_one_statement(conn, self._tables, single)
         else:
             async with self._transaction("append_many_run_events") as conn:
@@ -324,7 +317,7 @@ class PostgresStorage:
             return await outbox.claim_outbox_messages(conn, self._tables, command)
 
     async def complete_outbox_messages(self, command: CompleteOutboxMessages) -> int:
-        async with self._single_statement("complete_outbox_messages") as conn:
+        async with self._connect("complete_outbox_messages", autocommit=True) as conn:
             return await outbox.complete_outbox_messages(conn, self._tables, command)
 
     async def prune_runs(self, command: PruneRuns) -> PruneRunsResult:
@@ -334,32 +327,32 @@ class PostgresStorage:
     # -- reads -------------------------------------------------------------------------------
 
     async def get_run(self, query: GetRun) -> RunRecord | None:
-        async with self._read("get_run") as conn:
+        async with self._connect("get_run") as conn:
             return await reads.get_run(conn, self._tables, query)
 
     async def get_run_by_idempotency_key(self, query: GetRunByIdempotencyKey) -> RunRecord | None:
         key = ownership.OwnerKey(query.environment.name, query.task_id, query.key)
-        async with self._read("get_run_by_idempotency_key") as conn:
+        async with self._connect("get_run_by_idempotency_key") as conn:
             return await ownership.find_idempotency_owner(conn, self._tables, key, query.now)
 
     async def list_runs(self, query: ListRuns) -> Page[RunRecord]:
-        async with self._read("list_runs") as conn:
+        async with self._connect("list_runs") as conn:
             return await reads.list_runs(conn, self._tables, query)
 
     async def list_run_events(self, query: ListRunEvents) -> Page[RunEventRecord]:
-        async with self._read("list_run_events") as conn:
+        async with self._connect("list_run_events") as conn:
             return await reads.list_run_events(conn, self._tables, query)
 
     async def list_due_runs(self, query: ListDueRuns) -> tuple[RunRecord, ...]:
-        async with self._read("list_due_runs") as conn:
+        async with self._connect("list_due_runs") as conn:
             return await reads.list_due_runs(conn, self._tables, query)
 
     async def list_expired_leases(self, query: ListExpiredLeases) -> tuple[RunRecord, ...]:
-        async with self._read("list_expired_leases") as conn:
+        async with self._connect("list_expired_leases") as conn:
             return await reads.list_expired_leases(conn, self._tables, query)
 
     async def list_outbox_messages(self, query: ListOutboxMessages) -> tuple[OutboxMessage, ...]:
-        async with self._read("list_outbox_messages") as conn:
+        async with self._connect("list_outbox_messages") as conn:
             return await outbox.list_outbox_messages(conn, self._tables, query)
 
 
