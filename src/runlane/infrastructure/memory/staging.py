@@ -1,20 +1,20 @@
 """Validating one run's write before anything is committed, so multi-run commands stay atomic.
 
 The shape checks, event numbering and outbox derivation are the ones every adapter shares
-(``ports.append_staging``); this module adds what only the in-memory store needs.
+(``ports.storage_rules``); this module adds what only the in-memory store needs.
 """
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from runlane.domain.errors import RunlaneError, invariant_violation, storage_conflict, validation_failed
+from runlane.domain.errors import invariant_violation
 from runlane.domain.run_events import RunEvent, RunEventRecord
 from runlane.domain.run_record import RunRecord
 from runlane.domain.values import Environment
-from runlane.domain.vocabulary import LEASED_RUN_STATUSES, StorageConflictKind
+from runlane.domain.vocabulary import LEASED_RUN_STATUSES
 from runlane.infrastructure.memory.ownership import OccurrenceRecord
-from runlane.ports.append_staging import append_records, derived_outbox
 from runlane.ports.storage_commands import AppendPlan, OutboxMessage
+from runlane.ports.storage_rules import append_records, derived_outbox
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,17 +72,3 @@ def stage_plan(environment: Environment, run: RunRecord, plan: object, now: date
 def takes_lease(old: RunRecord | None, new: RunRecord) -> bool:
     """Whether this write moves the run into a leased status (and so into a capacity slot)."""
     return new.status in LEASED_RUN_STATUSES and (old is None or old.status not in LEASED_RUN_STATUSES)
-
-
-def sequence_conflict(run_id: str, expected: int, actual: int | None) -> RunlaneError:
-    return storage_conflict(
-        StorageConflictKind.SEQUENCE,
-        f"Run {run_id} is at sequence {actual}, not the expected {expected}.",
-        {"run_id": run_id, "expected_sequence": expected, "actual_sequence": actual},
-    )
-
-
-def check_limit(limit: object, name: str = "limit") -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-        raise validation_failed(f"{name} must be a non-negative integer.", field=name)
-    return limit

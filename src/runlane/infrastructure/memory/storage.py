@@ -7,7 +7,6 @@ State is reachable only through this instance: two instances share nothing.
 """
 
 import threading
-from dataclasses import replace
 from datetime import datetime
 
 from runlane.domain.errors import RunlaneError, invariant_violation, storage_conflict, validation_failed
@@ -36,8 +35,6 @@ from runlane.infrastructure.memory.ownership import (
 from runlane.infrastructure.memory.run_store import RunStore
 from runlane.infrastructure.memory.staging import (
     StagedAppend,
-    check_limit,
-    sequence_conflict,
     stage_append,
     stage_plan,
     takes_lease,
@@ -68,6 +65,7 @@ from runlane.ports.storage_commands import (
     ResetIdempotencyKey,
     ScheduleOccurrenceClaim,
 )
+from runlane.ports.storage_rules import check_limit, heartbeated, sequence_conflict
 
 LOCAL_STORAGE_CAPABILITIES = StorageCapabilities(
     claims_schedule_occurrences=True,
@@ -209,20 +207,8 @@ class InMemoryStorage:
         with self._lock:
             env = command.environment.name
             run = self._runs.get(env, command.run_id)
-            if run is None:
-                raise RunlaneError(ErrorCode.RUN_NOT_FOUND, f"Run {command.run_id} was not found.")
-            if run.event_sequence != command.expected_sequence:
-                raise sequence_conflict(run.id, command.expected_sequence, run.event_sequence)
-            lease = run.lease
-            if lease is None or run.status not in LEASED_RUN_STATUSES or lease.worker_id != command.worker_id:
-                raise storage_conflict(
-                    StorageConflictKind.LEASE,
-                    f"Worker {command.worker_id} does not hold the lease of run {run.id}.",
-                    {"run_id": run.id, "worker_id": command.worker_id},
-                )
-            updated = replace(
-                run, lease=replace(lease, heartbeat_at=command.heartbeat_at, expires_at=command.expires_at)
-            )
+            updated = heartbeated(run, command)
+            assert run is not None
             self._runs.replace_projection(env, run, updated)
             return updated
 

@@ -35,6 +35,7 @@ from runlane.ports.storage_commands import (
     AppendRunEvents,
     AppendRunEventsResult,
 )
+from runlane.ports.storage_rules import sequence_conflict
 
 Outcome = AppendRunEventsResult | RunlaneError
 # What the driver may raise (as in ``storage``); translated so a unique violation is a conflict.
@@ -100,9 +101,7 @@ async def _write_segment(
     for p in segment:
         item = p.staged
         if item.new.id not in won:
-            results[p.index] = runs.sequence_conflict(
-                item.new.id, item.expected_sequence, actual.get(item.new.id)
-            )
+            results[p.index] = sequence_conflict(item.new.id, item.expected_sequence, actual.get(item.new.id))
         else:
             results[p.index] = AppendRunEventsResult(
                 run=item.new,

@@ -51,14 +51,9 @@ from runlane.ports.storage_commands import (
     ReleaseExpiredReservations,
     ReserveDispatch,
 )
+from runlane.ports.storage_rules import check_limit
 
 MAX_SCAN_ROUNDS = 8
-
-
-def check_limit(limit: object, name: str = "limit") -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-        raise validation_failed(f"{name} must be a non-negative integer.", field=name)
-    return limit
 
 
 def candidates_statement(

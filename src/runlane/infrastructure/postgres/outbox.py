@@ -20,7 +20,6 @@ from runlane.domain.vocabulary import OutboxMessageStatus
 from runlane.infrastructure.postgres import driver_statements
 from runlane.infrastructure.postgres.array_literals import array_literal
 from runlane.infrastructure.postgres.bulk import Rows, ids_array, locked_in_id_order
-from runlane.infrastructure.postgres.claims import check_limit
 from runlane.infrastructure.postgres.rows import outbox_from_row
 from runlane.infrastructure.postgres.schema import OPEN_OUTBOX_STATUS_VALUES, StorageTables, build_tables
 from runlane.ports.storage_commands import (
@@ -30,6 +29,7 @@ from runlane.ports.storage_commands import (
     OutboxCompletion,
     OutboxMessage,
 )
+from runlane.ports.storage_rules import check_limit
 
 _COMPLETION_STATUSES = frozenset(
     {OutboxMessageStatus.PUBLISHED, OutboxMessageStatus.FAILED, OutboxMessageStatus.DEAD_LETTERED}

@@ -19,9 +19,9 @@ from runlane.domain.cursors import (
 from runlane.domain.errors import validation_failed
 from runlane.domain.timestamps import utc_ms
 from runlane.domain.vocabulary import TERMINAL_RUN_STATUSES, RunStatus
-from runlane.infrastructure.postgres.claims import check_limit
 from runlane.infrastructure.postgres.schema import StorageTables
 from runlane.ports.storage_commands import PruneRuns, PruneRunsResult
+from runlane.ports.storage_rules import check_limit
 
 _PRUNE_CURSOR = "prune"
 

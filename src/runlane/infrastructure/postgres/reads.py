@@ -22,11 +22,11 @@ from runlane.domain.pages import Page
 from runlane.domain.run_events import RunEventRecord
 from runlane.domain.run_record import RunRecord
 from runlane.domain.vocabulary import RunSortField, RunStatus, SortDirection
-from runlane.infrastructure.postgres.claims import check_limit
 from runlane.infrastructure.postgres.ownership import fetch_run
 from runlane.infrastructure.postgres.rows import event_from_document, run_from_record
 from runlane.infrastructure.postgres.schema import LEASED_STATUS_VALUES, StorageTables
 from runlane.ports.storage_commands import GetRun, ListDueRuns, ListExpiredLeases, ListRunEvents, ListRuns
+from runlane.ports.storage_rules import check_limit
 
 _RUNS_CURSOR = "runs"
 _EVENTS_CURSOR = "events"

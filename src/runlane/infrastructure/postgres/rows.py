@@ -61,7 +61,7 @@ def event_from_document(document: object) -> RunEventRecord:
 
 
 def outbox_values(row: OutboxMessage) -> dict[str, Any]:
-    """The column values of a derived outbox row (``ports.append_staging.derived_outbox``)."""
+    """The column values of a derived outbox row (``ports.storage_rules.derived_outbox``)."""
     return {
         "id": row.id,
         "environment": row.environment.name,

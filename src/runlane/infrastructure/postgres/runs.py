@@ -6,17 +6,13 @@ updated rows is a ``sequence`` conflict. Events, outbox rows, ownership rows, th
 occurrence and the capacity check happen in the same transaction, so a conflict writes nothing.
 """
 
-from dataclasses import replace
-
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from runlane.domain.errors import RunlaneError, invariant_violation, storage_conflict
+from runlane.domain.errors import invariant_violation, storage_conflict
 from runlane.domain.run_record import RunRecord
 from runlane.domain.vocabulary import (
-    LEASED_RUN_STATUSES,
-    ErrorCode,
     RunEventType,
     ScheduleOccurrenceStatus,
     StorageConflictKind,
@@ -28,6 +24,7 @@ from runlane.infrastructure.postgres.rows import run_from_record, run_values
 from runlane.infrastructure.postgres.schema import StorageTables
 from runlane.infrastructure.postgres.writes import StagedWrite, stage_command
 from runlane.ports.storage_commands import AppendRunEvents, AppendRunEventsResult, HeartbeatRunLease
+from runlane.ports.storage_rules import heartbeated, sequence_conflict
 
 
 class ConvergedOnOwner(Exception):
@@ -46,14 +43,6 @@ async def _current_sequence(
         sa.select(r.c.event_sequence).where(r.c.environment == environment, r.c.id == run_id)
     )
     return result.scalar_one_or_none()
-
-
-def sequence_conflict(run_id: str, expected: int, actual: int | None) -> RunlaneError:
-    return storage_conflict(
-        StorageConflictKind.SEQUENCE,
-        f"Run {run_id} is at sequence {actual}, not the expected {expected}.",
-        {"run_id": run_id, "expected_sequence": expected, "actual_sequence": actual},
-    )
 
 
 async def append_run_events(
@@ -170,25 +159,11 @@ async def heartbeat_run_lease(
         sa.select(r.c.record).where(r.c.environment == env, r.c.id == command.run_id).with_for_update()
     )
     record = locked.scalar_one_or_none()
-    if record is None:
-        raise RunlaneError(ErrorCode.RUN_NOT_FOUND, f"Run {command.run_id} was not found.")
-    run = run_from_record(record)
-    if run.event_sequence != command.expected_sequence:
-        raise sequence_conflict(run.id, command.expected_sequence, run.event_sequence)
-    lease = run.lease
-    if lease is None or run.status not in LEASED_RUN_STATUSES or lease.worker_id != command.worker_id:
-        raise storage_conflict(
-            StorageConflictKind.LEASE,
-            f"Worker {command.worker_id} does not hold the lease of run {run.id}.",
-            {"run_id": run.id, "worker_id": command.worker_id},
-        )
-    updated = replace(
-        run, lease=replace(lease, heartbeat_at=command.heartbeat_at, expires_at=command.expires_at)
-    )
+    updated = heartbeated(None if record is None else run_from_record(record), command)
     values = run_values(updated)
     await conn.execute(
         sa.update(r)
-        .where(r.c.environment == env, r.c.id == run.id)
+        .where(r.c.environment == env, r.c.id == updated.id)
         .values(record=values["record"], lease_expires_at=values["lease_expires_at"])
     )
     return updated

@@ -78,6 +78,7 @@ from runlane.ports.storage_commands import (
     ReserveDispatch,
     ResetIdempotencyKey,
 )
+from runlane.ports.storage_rules import sequence_conflict
 
 POSTGRES_STORAGE_CAPABILITIES = StorageCapabilities(
     claims_schedule_occurrences=True,
@@ -269,7 +270,7 @@ class PostgresStorage:
             if not won:
                 run_id = staged.new.id
                 actual = await bulk.current_sequences(conn, self._tables, staged.environment.name, [run_id])
-                raise runs.sequence_conflict(run_id, staged.expected_sequence, actual.get(run_id))
+                raise sequence_conflict(run_id, staged.expected_sequence, actual.get(run_id))
         return AppendRunEventsResult(
             run=staged.new,
             events=staged.records,

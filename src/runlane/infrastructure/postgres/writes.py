@@ -16,8 +16,8 @@ from runlane.domain.run_record import RunRecord
 from runlane.domain.values import Environment
 from runlane.domain.vocabulary import LEASED_RUN_STATUSES, RunEventType
 from runlane.infrastructure.postgres.rows import outbox_values
-from runlane.ports.append_staging import append_records, derived_outbox
 from runlane.ports.storage_commands import AppendPlan, AppendRunEvents, OutboxMessage
+from runlane.ports.storage_rules import append_records, derived_outbox
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,22 +1,30 @@
-"""What every storage adapter does to an append before writing it, in one place.
+"""The rules every storage adapter applies the same way, in one place.
 
-Storage trusts core's reducer and never recomputes lifecycle rules; it only checks the command's
-shape (events belong to the run and its environment, the projection's ``event_sequence`` advanced
-by exactly the number of appended events), gives the events their identities, and derives one
-outbox row per ``run.delivery_requested`` event. The in-memory and Postgres adapters both call
-these, so they cannot drift apart.
+Storage trusts core's reducer and never recomputes lifecycle rules; for an append it only checks
+the command's shape (events belong to the run and its environment, the projection's
+``event_sequence`` advanced by exactly the number of appended events), gives the events their
+identities, and derives one outbox row per ``run.delivery_requested`` event. Heartbeats, limits
+and sequence conflicts are decided here too. The in-memory and Postgres adapters both call these,
+so they cannot drift apart.
 """
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 
-from runlane.domain.errors import invariant_violation
+from runlane.domain.errors import RunlaneError, invariant_violation, storage_conflict, validation_failed
 from runlane.domain.ids import new_event_id, new_outbox_message_id
 from runlane.domain.run_events import RunEvent, RunEventRecord
 from runlane.domain.run_record import RunRecord
 from runlane.domain.values import Environment
-from runlane.domain.vocabulary import OutboxMessageStatus, RunEventType
-from runlane.ports.storage_commands import OutboxMessage
+from runlane.domain.vocabulary import (
+    LEASED_RUN_STATUSES,
+    ErrorCode,
+    OutboxMessageStatus,
+    RunEventType,
+    StorageConflictKind,
+)
+from runlane.ports.storage_commands import HeartbeatRunLease, OutboxMessage
 
 
 def append_records(
@@ -96,3 +104,36 @@ def derived_outbox(
     if claim:
         rows = [row.claimed_at_append(now) if row.available_at <= now else row for row in rows]
     return tuple(rows)
+
+
+def sequence_conflict(run_id: str, expected: int, actual: int | None) -> RunlaneError:
+    return storage_conflict(
+        StorageConflictKind.SEQUENCE,
+        f"Run {run_id} is at sequence {actual}, not the expected {expected}.",
+        {"run_id": run_id, "expected_sequence": expected, "actual_sequence": actual},
+    )
+
+
+def check_limit(limit: object, name: str = "limit") -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise validation_failed(f"{name} must be a non-negative integer.", field=name)
+    return limit
+
+
+def heartbeated(run: RunRecord | None, command: HeartbeatRunLease) -> RunRecord:
+    """``run`` with its lease extended, if ``command``'s worker still holds it at the expected
+    sequence; ``run_not_found``, or a ``sequence`` / ``lease`` conflict otherwise."""
+    if run is None:
+        raise RunlaneError(ErrorCode.RUN_NOT_FOUND, f"Run {command.run_id} was not found.")
+    if run.event_sequence != command.expected_sequence:
+        raise sequence_conflict(run.id, command.expected_sequence, run.event_sequence)
+    lease = run.lease
+    if lease is None or run.status not in LEASED_RUN_STATUSES or lease.worker_id != command.worker_id:
+        raise storage_conflict(
+            StorageConflictKind.LEASE,
+            f"Worker {command.worker_id} does not hold the lease of run {run.id}.",
+            {"run_id": run.id, "worker_id": command.worker_id},
+        )
+    return replace(
+        run, lease=replace(lease, heartbeat_at=command.heartbeat_at, expires_at=command.expires_at)
+    )
