@@ -53,7 +53,7 @@ from runlane.infrastructure.postgres.liveness import SOCKET, PrePing, check_pre_
 from runlane.infrastructure.postgres.migrations import LATEST_VERSION
 from runlane.infrastructure.postgres.schema import StorageTables, build_tables
 from runlane.infrastructure.postgres.writes import StagedWrite
-from runlane.ports.capabilities import StorageCapabilities
+from runlane.ports.capabilities import ALL_STORAGE_CAPABILITIES
 from runlane.ports.storage_commands import (
     AppendManyRunEvents,
     AppendManyRunEventsResult,
@@ -80,18 +80,8 @@ from runlane.ports.storage_commands import (
 )
 from runlane.ports.storage_rules import sequence_conflict
 
-POSTGRES_STORAGE_CAPABILITIES = StorageCapabilities(
-    claims_schedule_occurrences=True,
-    durable_state=True,
-    enforces_idempotency=True,
-    enforces_queue_concurrency=True,
-    enforces_singleton=True,
-    leases_runs=True,
-    persists_outbox=True,
-    process_local_state=False,
-    prunes_runs=True,
-    reads_run_history=True,
-)
+# Postgres enforces every storage rule durably: the full capability set.
+POSTGRES_STORAGE_CAPABILITIES = ALL_STORAGE_CAPABILITIES
 
 # UnicodeEncodeError: psycopg cannot encode a lone surrogate in a text parameter (e.g. a run id).
 _DB_ERRORS = (sa_exc.SQLAlchemyError, psycopg.Error, OSError, UnicodeEncodeError)
