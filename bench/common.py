@@ -323,3 +323,32 @@ def emit_latency(
 def drain_wall(go_at: float, results: Sequence[dict[str, Any]]) -> float:
     """From the release to the last child's finish (children report their wall-clock finish)."""
     return max(float(r["finished_at"]) for r in results) - go_at
+
+
+def run_drain(
+    system: str,
+    script: str,
+    args: argparse.Namespace,
+    setting: Callable[[list[dict[str, Any]]], dict[str, Any]],
+) -> None:
+    """The drain workload, the same for every system: start ``args.processes`` children of
+    ``script`` (its ``drain`` child), release them together, check that exactly ``args.n`` jobs ran,
+    and emit throughput, database costs, peak RSS and CPU. ``setting`` labels the figures from the
+    children's reports."""
+    stats = DbStats(args.admin_dsn, args.database)
+    children = Children([child_argv(script, args, "drain") for _ in range(args.processes)])
+    children.wait_ready()
+    before = stats.snapshot()
+    go = children.go()
+    results = children.results()
+    after = stats.settled_snapshot()
+    handled = sum(int(r["handled"]) for r in results)
+    if handled != args.n:
+        raise SystemExit(f"{system} drain executed {handled} jobs, expected {args.n}")
+    workload = f"drain_{args.processes}p"
+    labels = setting(results)
+    emit(system, workload, "throughput", handled / drain_wall(go, results), "runs/s", **labels)
+    emit_db_costs(system, workload, stats, before, after, handled, **labels)
+    emit(system, workload, "worker_peak_rss_mb", max(r["peak_rss_mb"] for r in results), "MiB", **labels)
+    cpu = sum(float(r["cpu_s"]) for r in results)
+    emit(system, workload, "cpu_ms_per_run", cpu / handled * 1000, "ms/run", process="worker", **labels)

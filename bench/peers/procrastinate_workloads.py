@@ -29,12 +29,12 @@ from bench.common import (
     child_handshake,
     child_report,
     cpu_seconds,
-    drain_wall,
     emit,
     emit_db_costs,
     emit_latency,
     peak_rss_mb,
     produce_steadily,
+    run_drain,
     steady_schedule,
     workload_args,
 )
@@ -110,23 +110,12 @@ async def drain_child(args: Any) -> None:
 
 
 def drain(args: Any) -> None:
-    stats = DbStats(args.admin_dsn, args.database)
-    children = Children([child_argv(__file__, args, "drain") for _ in range(args.processes)])
-    children.wait_ready()
-    before = stats.snapshot()
-    go = children.go()
-    results = children.results()
-    after = stats.settled_snapshot()
-    handled = sum(int(r["handled"]) for r in results)
-    if handled != args.n:
-        raise SystemExit(f"drain executed {handled} jobs, expected {args.n}")
-    workload = f"drain_{args.processes}p"
-    setting = {"concurrency": args.concurrency}
-    emit(SYSTEM, workload, "throughput", handled / drain_wall(go, results), "runs/s", **setting)
-    emit_db_costs(SYSTEM, workload, stats, before, after, handled, **setting)
-    emit(SYSTEM, workload, "worker_peak_rss_mb", max(r["peak_rss_mb"] for r in results), "MiB", **setting)
-    cpu = sum(float(r["cpu_s"]) for r in results)
-    emit(SYSTEM, workload, "cpu_ms_per_run", cpu / handled * 1000, "ms/run", process="worker", **setting)
+    run_drain(
+        SYSTEM,
+        __file__,
+        args,
+        lambda results: {"concurrency": args.concurrency},
+    )
 
 
 async def latency_child(args: Any) -> None:
