@@ -164,10 +164,9 @@ async def append_many_run_events(
     conn: AsyncConnection,
     t: StorageTables,
     command: AppendManyRunEvents,
-    plans: Sequence[StagedWrite | None] | None = None,
+    plans: Sequence[StagedWrite | None],
 ) -> tuple[Outcome, ...]:
-    if plans is None:
-        plans = stage_all(command)
+    """``command`` in its transaction; ``plans`` are ``stage_all(command)``."""
     results: list[Outcome | None] = [None] * len(plans)
     segment: list[_Plain] = []
     in_segment: set[str] = set()
