@@ -7,13 +7,14 @@ mapping: only failed records are returned. ``tick()`` never runs here; schedule 
 """
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 from runlane.application.runtime import Runlane
 from runlane.entrypoints.container import RunlaneContainer, build_container
-from runlane.entrypoints.logging_setup import configure_logging
+from runlane.entrypoints.logging_setup import configure_logging, log_delivery_failure
 from runlane.entrypoints.settings_loading import load_settings
 
 logger = logging.getLogger("runlane.lambda")
@@ -38,20 +39,6 @@ class LambdaRuntime:
             self.container.shutdown_resources()
 
 
-def _log_failure(failure: Any) -> None:
-    logger.warning(
-        "sqs delivery failed",
-        extra={
-            "runlane": {
-                "phase": failure.phase.value,
-                "provider_message_id": failure.provider_message_id,
-                "run_id": None if failure.delivery_message is None else failure.delivery_message.run_id,
-                "error": str(failure.cause),
-            }
-        },
-    )
-
-
 def build_lambda_runtime(container: RunlaneContainer | None = None) -> LambdaRuntime:
     """Everything one Lambda execution environment keeps between invocations."""
     from runlane.infrastructure.sqs import create_sqs_lambda_handler
@@ -73,7 +60,7 @@ def build_lambda_runtime(container: RunlaneContainer | None = None) -> LambdaRun
         delivery_options={key: value for key, value in options.items() if value is not None},
         fifo=settings.sqs.lambda_fifo,
         verifier=container.wakeup_verifier(),
-        on_delivery_failure=_log_failure,
+        on_delivery_failure=functools.partial(log_delivery_failure, logger),
     )
     return LambdaRuntime(
         container=container, runtime=runtime, sqs_handler=sqs_handler, runner=asyncio.Runner()

@@ -71,3 +71,18 @@ def configure_logging(settings: LogSettings, *, stream: IO[str] | None = None) -
     logger.setLevel(settings.level)
     logger.propagate = False
     return logger
+
+
+def log_delivery_failure(logger: logging.Logger, failure: Any) -> None:
+    """One warning per SQS wakeup that could not be handled (Lambda batches and the consumer)."""
+    logger.warning(
+        "sqs delivery failed",
+        extra={
+            "runlane": {
+                "phase": failure.phase.value,
+                "provider_message_id": failure.provider_message_id,
+                "run_id": None if failure.delivery_message is None else failure.delivery_message.run_id,
+                "error": str(failure.cause),
+            }
+        },
+    )

@@ -7,6 +7,7 @@ after their visibility timeout, and core ignores a wakeup whose run already move
 """
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -17,6 +18,7 @@ from runlane.domain.durations import parse_duration
 from runlane.domain.errors import RunlaneError
 from runlane.domain.vocabulary import ErrorCode
 from runlane.entrypoints.lane_factories import queue_settings
+from runlane.entrypoints.logging_setup import log_delivery_failure
 from runlane.entrypoints.settings import RunlaneSettings
 from runlane.entrypoints.shutdown import ShutdownSignals, exit_now
 from runlane.entrypoints.worker import ABORT_WINDOW_SECONDS, STUCK_EXIT_CODE
@@ -40,20 +42,6 @@ async def queue_url(client: Any, settings: RunlaneSettings, name: str) -> str:
             retryable=True,
         ) from exc
     return str(response["QueueUrl"])
-
-
-async def _report_failure(failure: Any) -> None:
-    logger.warning(
-        "sqs delivery failed",
-        extra={
-            "runlane": {
-                "phase": failure.phase.value,
-                "provider_message_id": failure.provider_message_id,
-                "run_id": None if failure.delivery_message is None else failure.delivery_message.run_id,
-                "error": str(failure.cause),
-            }
-        },
-    )
 
 
 async def run_sqs_consumers(
@@ -97,7 +85,7 @@ async def run_sqs_consumers(
                         visibility_timeout_seconds=settings.sqs.visibility_timeout_seconds,
                         concurrency=settings.sqs.consumer_concurrency,
                         verifier=verifier,
-                        on_delivery_failure=_report_failure,
+                        on_delivery_failure=functools.partial(log_delivery_failure, logger),
                     )
                 )
             for consumer in consumers:
