@@ -35,6 +35,7 @@ from runlane.entrypoints.output import (
     trigger_wire,
 )
 from runlane.entrypoints.tracing import trace_carrier
+from runlane.entrypoints.worker import registered_queues
 
 runs_app = typer.Typer(no_args_is_help=True, help="Inspect and control runs.")
 idempotency_app = typer.Typer(no_args_is_help=True, help="Idempotency key escape hatches.")
@@ -46,14 +47,7 @@ _MAX_COUNT_PAGES = 10_000
 def _queues(runtime: Runlane, names: tuple[str, ...]) -> list[QueueDefinition] | None:
     if not names:
         return None
-    registered = runtime.queues
-    unknown = [name for name in names if name not in registered]
-    if unknown:
-        raise RunlaneError(
-            ErrorCode.VALIDATION_FAILED,
-            f"--queue: {', '.join(unknown)} not registered (registered: {', '.join(sorted(registered))})",
-        )
-    return [registered[name] for name in names]
+    return list(registered_queues(runtime, names, option="--queue", code=ErrorCode.VALIDATION_FAILED))
 
 
 def _statuses(names: tuple[str, ...], flag: str = "--status") -> tuple[RunStatus, ...] | None:

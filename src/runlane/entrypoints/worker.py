@@ -54,12 +54,19 @@ def resolve_queues(
         return app.queues_for_profile(profile)
     if not names:
         return None
+    return registered_queues(runtime, names, option="--queues", code=ErrorCode.CONFIGURATION_INVALID)
+
+
+def registered_queues(
+    runtime: Runlane, names: Sequence[str], *, option: str, code: ErrorCode
+) -> tuple[QueueDefinition, ...]:
+    """The runtime's queues named on the command line; ``code`` names every unknown one at once."""
     registered = runtime.queues
     unknown = [name for name in names if name not in registered]
     if unknown:
         raise RunlaneError(
-            ErrorCode.CONFIGURATION_INVALID,
-            f"--queues: {', '.join(unknown)} not registered (registered: {', '.join(sorted(registered))})",
+            code,
+            f"{option}: {', '.join(unknown)} not registered (registered: {', '.join(sorted(registered))})",
         )
     return tuple(registered[name] for name in names)
 
