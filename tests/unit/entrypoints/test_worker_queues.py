@@ -21,3 +21,16 @@ def test_queue_selection() -> None:
         resolve_queues(runtime, basic.app, (), "nope")
     with pytest.raises(RunlaneError, match="mutually exclusive"):
         resolve_queues(runtime, basic.app, ("emails",), "mail")
+
+
+def test_runs_commands_name_unknown_queues_as_bad_input() -> None:
+    """``runs list --queue``: the same check, reported as validation_failed under its own option."""
+    from runlane import ErrorCode
+    from runlane.entrypoints.cli_runs import _queues
+
+    runtime = basic.app.build_runtime(create_local_lane())
+    assert _queues(runtime, ()) is None
+    assert [q.name for q in _queues(runtime, ("emails",)) or ()] == ["emails"]
+    with pytest.raises(RunlaneError, match="--queue: nope, reports not registered") as info:
+        _queues(runtime, ("nope", "reports"))
+    assert info.value.code is ErrorCode.VALIDATION_FAILED
