@@ -1,6 +1,6 @@
 """Set-based writes of many staged runs: one statement per batch, whatever the batch size.
 
-Rows travel as one array per column (``unnest(CAST(:ids AS text[]), CAST(:seqs AS int[]), ...)``,
+Rows travel as one array per column (``unnest($1::text[], $2::int[], ...)``,
 each an array literal encoded by ``array_literals``), so the SQL text never depends on how many
 runs a batch holds: SQLAlchemy compiles each statement once per schema and psycopg prepares it on
 the server after a few executions (``prepare_threshold``). A per-row ``VALUES`` list or an
@@ -19,7 +19,6 @@ from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
@@ -30,6 +29,7 @@ from runlane.domain.vocabulary import RUNNABLE_RUN_STATUSES
 from runlane.infrastructure.postgres import driver_statements
 from runlane.infrastructure.postgres.array_literals import (
     array_literal,
+    array_param,
     document_array,
     int_array,
     text_array,
@@ -101,14 +101,9 @@ def _bind(prefix: str, name: str) -> str:
     return f"{prefix}_{name}"
 
 
-def _array_param(name: str, item: TypeEngine[Any]) -> ColumnElement[Any]:
-    """``CAST(:name AS <item>[])`` of one text parameter holding an ``array_literal``."""
-    return sa.cast(sa.bindparam(name, type_=sa.Text()), ARRAY(item))
-
-
 def ids_array(name: str) -> ColumnElement[Any]:
     """One ``text[]`` parameter for ``column = ANY(:name)``: the same SQL text for any number of ids."""
-    return _array_param(name, sa.Text())
+    return array_param(name, sa.Text())
 
 
 _Encoder = Callable[[Sequence[object]], str]
@@ -150,7 +145,7 @@ class Rows:
         extra: Sequence[tuple[str, TypeEngine[Any]]] = (),
     ) -> "Rows":
         typed = [(name, _item_type(table.c[name])) for name in names] + list(extra)
-        arrays = [_array_param(_bind(prefix, name), item) for name, item in typed]
+        arrays = [array_param(_bind(prefix, name), item) for name, item in typed]
         # WITH ORDINALITY: rows keep the order they were staged in, whatever the join does.
         source = (
             sa.func.unnest(*arrays)

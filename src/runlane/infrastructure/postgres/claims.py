@@ -21,18 +21,16 @@ from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import Grouping
-from sqlalchemy.types import TypeEngine
 
 from runlane.domain.errors import validation_failed
 from runlane.domain.run_record import RunRecord
 from runlane.domain.timestamps import add_ms
 from runlane.domain.vocabulary import RUNNABLE_RUN_STATUSES
 from runlane.infrastructure.postgres import driver_statements
-from runlane.infrastructure.postgres.array_literals import array_literal
+from runlane.infrastructure.postgres.array_literals import array_literal, array_param
 from runlane.infrastructure.postgres.bulk import update_locked_runs
 from runlane.infrastructure.postgres.capacity import (
     Partition,
@@ -148,11 +146,6 @@ _AFTER_AT = "c_after_at"
 _AFTER_ID = "c_after_id"
 
 
-def _array(name: str, item: TypeEngine[Any]) -> sa.ColumnElement[Any]:
-    """``CAST(:name AS <item>[])`` of one text parameter holding an ``array_literal``."""
-    return sa.cast(sa.bindparam(name, type_=sa.Text()), ARRAY(item))
-
-
 @lru_cache(maxsize=256)
 def claim_statement(schema: str, shape: ClaimShape) -> sa.Select[Any]:
     """``candidates_statement`` with bind parameters only, built once per (schema, shape).
@@ -171,13 +164,13 @@ def claim_statement(schema: str, shape: ClaimShape) -> sa.Select[Any]:
         r.c.available_at <= now,
     ]
     if shape.queues:
-        conditions.append(r.c.queue == sa.any_(_array(_QUEUES, sa.Text())))
+        conditions.append(r.c.queue == sa.any_(array_param(_QUEUES, sa.Text())))
     if shape.task_ids:
-        conditions.append(r.c.task_id == sa.any_(_array(_TASK_IDS, sa.Text())))
+        conditions.append(r.c.task_id == sa.any_(array_param(_TASK_IDS, sa.Text())))
     if shape.bounded:
-        bounded_queues = _array(_BOUNDED_QUEUES, sa.Text())
+        bounded_queues = array_param(_BOUNDED_QUEUES, sa.Text())
         # The queue's limit: limits[array_position(queues, run.queue)] (parenthesised to index a cast).
-        queue_limit = Grouping(_array(_BOUNDED_LIMITS, sa.Integer()))[
+        queue_limit = Grouping(array_param(_BOUNDED_LIMITS, sa.Integer()))[
             sa.func.array_position(bounded_queues, r.c.queue)
         ]
         conditions.append(
@@ -189,7 +182,7 @@ def claim_statement(schema: str, shape: ClaimShape) -> sa.Select[Any]:
         )
     if shape.closed:
         closed = (
-            sa.func.unnest(_array(_CLOSED_QUEUES, sa.Text()), _array(_CLOSED_KEYS, sa.Text()))
+            sa.func.unnest(array_param(_CLOSED_QUEUES, sa.Text()), array_param(_CLOSED_KEYS, sa.Text()))
             .table_valued(sa.column("queue", sa.Text()), sa.column("concurrency_key", sa.Text()))
             .render_derived(name="c_closed")
         )
