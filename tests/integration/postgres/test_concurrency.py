@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -19,6 +20,7 @@ from runlane.domain.vocabulary import RunEventType, RunSourceType, RunStatus, St
 from runlane.infrastructure.postgres import PostgresStorage
 from runlane.infrastructure.postgres.schema import LEASED_STATUS_VALUES
 from runlane.ports.storage_commands import (
+    AppendManyRunEvents,
     AppendPlan,
     AppendRunEventsResult,
     ClaimDueRuns,
@@ -252,3 +254,65 @@ async def test_racing_reservers_never_reserve_beyond_capacity(kits: tuple[Storag
     assert raced + len(top_up) == 3
     assert await kit.storage.reserve_dispatch(reserve(kit)) == ()
     assert len(await kit.outbox()) == 3
+
+
+_ORDER_RUNS = 200
+
+
+async def _waiting_on_locks(dsn: str) -> int:
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        cursor = await conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+        row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+
+async def test_batched_appends_over_the_same_runs_in_opposite_orders_never_deadlock(
+    kits: tuple[StorageKit, StorageKit], pg_cluster: PostgresCluster, pg_migrated_schema: str
+) -> None:
+    """Set-based writes lock their runs in id order, whatever order the batch lists them in.
+
+    Two pools append to the same runs at the same sequences, one batch listing them forwards and
+    the other backwards, while a third transaction holds the middle run so both statements are
+    inside their writes at once. One batch wins every run and the other gets a sequence conflict
+    for each. A deadlock would abort one whole batch and raise here.
+    """
+    kit = kits[0]
+    runs = [
+        create_queued_run_data(f"run_order_{i:04d}", now=kit.now, environment=kit.environment)
+        for i in range(_ORDER_RUNS)
+    ]
+    copy_runs(pg_cluster.libpq_dsn, pg_migrated_schema, runs)
+    records = sorted(await kit.all_runs(), key=lambda run: run.id)
+    commands = [
+        next_run_data(run, delivery_requested_event(run, now=kit.now)).append_command(kit.now)
+        for run in records
+    ]
+    forwards = AppendManyRunEvents(environment=kit.environment, commands=tuple(commands))
+    backwards = AppendManyRunEvents(environment=kit.environment, commands=tuple(reversed(commands)))
+    middle = records[_ORDER_RUNS // 2].id
+    async with await psycopg.AsyncConnection.connect(pg_cluster.libpq_dsn) as blocker:
+        await blocker.execute(
+            f'SELECT 1 FROM "{pg_migrated_schema}".runs WHERE environment = %s AND id = %s FOR UPDATE',
+            (kit.environment.name, middle),
+        )
+        writes = asyncio.gather(
+            kits[0].storage.append_many_run_events(forwards),
+            kits[1].storage.append_many_run_events(backwards),
+        )
+        for _ in range(400):  # bounded: both statements wait on a row lock within a few seconds
+            if await _waiting_on_locks(pg_cluster.libpq_dsn) >= 2:
+                break
+            await asyncio.sleep(0.01)
+        else:
+            pytest.fail("the two batches never waited on the held run")
+        await blocker.rollback()
+        results = await asyncio.wait_for(writes, timeout=DEADLINE_S)
+    outcomes = [item for result in results for item in result.results]
+    won = [item for item in outcomes if isinstance(item, AppendRunEventsResult)]
+    lost = [item for item in outcomes if isinstance(item, RunlaneError)]
+    assert len(won) == len(lost) == _ORDER_RUNS
+    assert {item.conflict_kind for item in lost} == {StorageConflictKind.SEQUENCE}
+    assert sorted(item.run.id for item in won) == [run.id for run in records]
+    counts = await _event_counts(kit, RunEventType.DELIVERY_REQUESTED)
+    assert len(counts) == _ORDER_RUNS
+    assert set(counts.values()) == {2}  # the one each run was created with, and this one
