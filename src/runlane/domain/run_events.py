@@ -9,6 +9,7 @@ from typing import Any
 from runlane.domain.errors import RunlaneError
 from runlane.domain.ids import IdKind, as_id, as_optional_id
 from runlane.domain.json_values import JsonValue, ensure_json_object, ensure_json_value, ensure_string_map
+from runlane.domain.slot_init import slot_init
 from runlane.domain.timestamps import from_wire_time, to_wire_time, utc_ms
 from runlane.domain.values import (
     SYSTEM_ACTOR,
@@ -94,6 +95,7 @@ _WIRE_NAMES = {
 }
 
 
+@slot_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunEvent:
     """One change to one run. Type-specific fields are optional here and checked per ``type``."""
@@ -132,9 +134,7 @@ class RunEvent:
         typed = _typed_values(self)
         # Common case: exact environment and actor, no optional value object (else checked one by one).
         if not (
-            type(typed[0]) is Environment
-            and type(typed[1]) is Actor
-            and typed.count(None) == len(_TYPED_OPTIONAL)
+            type(typed[0]) is Environment and type(typed[1]) is Actor and typed[2:] == _NO_OPTIONAL_VALUES
         ):
             _check_value_types(event_type, typed)
         occurred_at = self.occurred_at
@@ -150,7 +150,7 @@ class RunEvent:
             if getattr(self, name) is None:
                 raise RunlaneError(code, f"{event_type.value} event requires {name}.")
         forbidden = _FORBIDDEN_VALUES[event_type](self)
-        if forbidden.count(None) != len(forbidden):
+        if forbidden != _NO_FORBIDDEN_VALUES[event_type]:
             for name, value in zip(_FORBIDDEN[event_type], forbidden, strict=True):
                 if value is not None:
                     raise RunlaneError(code, f"{event_type.value} event does not carry {name}.")
@@ -171,30 +171,34 @@ class RunEvent:
             raise RunlaneError(code, "delivery intent belongs to another environment.")
 
     def to_wire(self) -> dict[str, Any]:
-        event_type = self.type
-        wire: dict[str, Any] = {
-            "type": event_type._value_,
-            "runId": self.run_id,
-            "environment": self.environment.to_wire(),
-            "occurredAt": to_wire_time(self.occurred_at),
-            "actor": self.actor.to_wire(),
-        }
-        for name, wire_name, convert in _WIRE_FIELDS[event_type]:
-            value = getattr(self, name)
-            if value is None:
-                if name == "payload":  # run.created always carries its payload, null included
-                    wire[wire_name] = None
-                continue
-            if convert:
-                value = to_wire_time(value) if isinstance(value, datetime) else value.to_wire()
-            wire[wire_name] = value
-        return wire
+        return _fill_wire(self, {})
 
     @classmethod
     def from_wire(cls, data: object) -> "RunEvent":
         return cls(**_event_kwargs(data))
 
 
+def _fill_wire(event: RunEvent, wire: dict[str, Any]) -> dict[str, Any]:
+    """Add ``event``'s wire fields to ``wire`` (a record's ``id`` and ``sequence`` come first)."""
+    event_type = event.type
+    wire["type"] = event_type._value_
+    wire["runId"] = event.run_id
+    wire["environment"] = event.environment.to_wire()
+    wire["occurredAt"] = to_wire_time(event.occurred_at)
+    wire["actor"] = event.actor.to_wire()
+    for name, wire_name, convert in _WIRE_FIELDS[event_type]:
+        value = getattr(event, name)
+        if value is None:
+            if name == "payload":  # run.created always carries its payload, null included
+                wire[wire_name] = None
+            continue
+        if convert:
+            value = to_wire_time(value) if isinstance(value, datetime) else value.to_wire()
+        wire[wire_name] = value
+    return wire
+
+
+@slot_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunEventRecord(RunEvent):
     """A persisted event: the event plus the identity storage assigned (``id``, 1-based ``sequence``)."""
@@ -221,8 +225,8 @@ class RunEventRecord(RunEvent):
             raise RunlaneError(ErrorCode.INVARIANT_VIOLATION, "event records need an id and a sequence >= 1.")
         record = object.__new__(cls)
         _copy_event_fields(event, record)
-        object.__setattr__(record, "id", id)
-        object.__setattr__(record, "sequence", sequence)
+        _set_record_id(record, id)
+        _set_record_sequence(record, sequence)
         return record
 
     def to_event(self) -> RunEvent:
@@ -231,7 +235,7 @@ class RunEventRecord(RunEvent):
         return event
 
     def to_wire(self) -> dict[str, Any]:
-        return {"id": self.id, "sequence": self.sequence, **RunEvent.to_wire(self)}
+        return _fill_wire(self, {"id": self.id, "sequence": self.sequence})
 
     @classmethod
     def from_wire(cls, data: object) -> "RunEventRecord":
@@ -286,9 +290,13 @@ def _values_of(names: tuple[str, ...]) -> Callable[[object], tuple[Any, ...]]:
 
 
 _FORBIDDEN_VALUES = {event_type: _values_of(names) for event_type, names in _FORBIDDEN.items()}
+# All-``None`` tuples the checks compare with: a tuple comparison matches ``None`` by identity, where
+# ``tuple.count(None)`` called each set value's ``__eq__`` (Python code on a dataclass).
+_NO_FORBIDDEN_VALUES = {event_type: (None,) * len(names) for event_type, names in _FORBIDDEN.items()}
 # Value-typed fields, in check order; ``environment`` and ``actor`` (required) come first.
 _TYPED_FIELDS: tuple[tuple[str, type], ...] = tuple(_VALUE_TYPES.items())
 _TYPED_OPTIONAL = tuple(name for name, _ in _TYPED_FIELDS if name not in _REQUIRED_VALUES)
+_NO_OPTIONAL_VALUES = (None,) * len(_TYPED_OPTIONAL)
 _typed_values = _values_of(tuple(name for name, _ in _TYPED_FIELDS))
 assert tuple(name for name, _ in _TYPED_FIELDS[:2]) == ("environment", "actor")
 
@@ -313,10 +321,18 @@ _WIRE_FIELDS: dict[RunEventType, tuple[tuple[str, str, bool], ...]] = {
 
 # Slot setters of every ``RunEvent`` field: a copy sets each slot as ``object.__setattr__`` would.
 _EVENT_SLOT_SETTERS = tuple(RunEvent.__dict__[name].__set__ for name in _EVENT_FIELDS)
-_event_values = attrgetter(*_EVENT_FIELDS)
 
 
-def _copy_event_fields(source: RunEvent, target: RunEvent) -> None:
-    """Copy every ``RunEvent`` field (``RunEventRecord.of``, ``to_event``) without re-validating."""
-    for set_slot, value in zip(_EVENT_SLOT_SETTERS, _event_values(source), strict=True):
-        set_slot(target, value)
+def _event_copier() -> Callable[[RunEvent, RunEvent], None]:
+    """``copy(source, target)`` as straight-line code: one call per field, no loop or tuple."""
+    lines = [f"    set_{i}(target, source.{name})\n" for i, name in enumerate(_EVENT_FIELDS)]
+    namespace: dict[str, Any] = {f"set_{i}": setter for i, setter in enumerate(_EVENT_SLOT_SETTERS)}
+    exec("def copy(source, target):\n" + "".join(lines), namespace)
+    copy: Callable[[RunEvent, RunEvent], None] = namespace["copy"]
+    return copy
+
+
+# Copy every ``RunEvent`` field (``RunEventRecord.of``, ``to_event``) without re-validating.
+_copy_event_fields = _event_copier()
+_set_record_id = RunEventRecord.__dict__["id"].__set__
+_set_record_sequence = RunEventRecord.__dict__["sequence"].__set__

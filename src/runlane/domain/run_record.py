@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from runlane.domain.json_values import JsonValue
+from runlane.domain.slot_init import slot_init
 from runlane.domain.timestamps import from_wire_time, to_wire_time
 from runlane.domain.values import Environment, Lease, RunFailure, RunSource
 from runlane.domain.vocabulary import (
@@ -25,6 +26,7 @@ from runlane.domain.wire import (
 )
 
 
+@slot_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunSummary:
     """A run as operator lists show it: the record without its payload (GAPS #34)."""
@@ -77,36 +79,89 @@ class RunSummary:
         return self.is_runnable_status and self.available_at <= now
 
     def to_wire(self) -> dict[str, Any]:
-        return compact(
-            {
-                "id": self.id,
-                "environment": self.environment.to_wire(),
-                "taskId": self.task_id,
-                "queue": self.queue,
-                "status": self.status._value_,
-                "eventSequence": self.event_sequence,
-                "createdAt": to_wire_time(self.created_at),
-                "updatedAt": to_wire_time(self.updated_at),
-                "runAt": time_or_none(self.run_at),
-                "source": self.source.to_wire(),
-                "attempts": self.attempts,
-                "failures": self.failures,
-                "retries": self.retries,
-                "releases": self.releases,
-                "failure": None if self.failure is None else self.failure.to_wire(),
-                "lease": None if self.lease is None else self.lease.to_wire(),
-                "idempotencyKey": self.idempotency_key,
-                "idempotencyKeyTTL": self.idempotency_key_ttl,
-                "singletonKey": self.singleton_key,
-                "concurrencyKey": self.concurrency_key,
-                "traceCarrier": self.trace_carrier,
-                "meta": self.meta,
-            }
-        )
+        return _summary_wire(self)
 
     @classmethod
     def from_wire(cls, data: object) -> "RunSummary":
         return cls(**_summary_kwargs(require_mapping(data, "run")))
+
+
+def _summary_wire(run: RunSummary) -> dict[str, Any]:
+    """The wire mapping, built in one pass: absent optionals are left out (``compact``)."""
+    if (
+        run.id is None
+        or run.task_id is None
+        or run.queue is None
+        or run.event_sequence is None
+        or run.attempts is None
+        or run.failures is None
+        or run.retries is None
+        or run.releases is None
+    ):
+        return _compact_wire(run)  # not a valid run, but it must encode as it always did
+    wire: dict[str, Any] = {
+        "id": run.id,
+        "environment": run.environment.to_wire(),
+        "taskId": run.task_id,
+        "queue": run.queue,
+        "status": run.status._value_,
+        "eventSequence": run.event_sequence,
+        "createdAt": to_wire_time(run.created_at),
+        "updatedAt": to_wire_time(run.updated_at),
+    }
+    if run.run_at is not None:
+        wire["runAt"] = to_wire_time(run.run_at)
+    wire["source"] = run.source.to_wire()
+    wire["attempts"] = run.attempts
+    wire["failures"] = run.failures
+    wire["retries"] = run.retries
+    wire["releases"] = run.releases
+    if run.failure is not None:
+        wire["failure"] = run.failure.to_wire()
+    if run.lease is not None:
+        wire["lease"] = run.lease.to_wire()
+    if run.idempotency_key is not None:
+        wire["idempotencyKey"] = run.idempotency_key
+    if run.idempotency_key_ttl is not None:
+        wire["idempotencyKeyTTL"] = run.idempotency_key_ttl
+    if run.singleton_key is not None:
+        wire["singletonKey"] = run.singleton_key
+    if run.concurrency_key is not None:
+        wire["concurrencyKey"] = run.concurrency_key
+    if run.trace_carrier is not None:
+        wire["traceCarrier"] = run.trace_carrier
+    if run.meta is not None:
+        wire["meta"] = run.meta
+    return wire
+
+
+def _compact_wire(run: RunSummary) -> dict[str, Any]:
+    return compact(
+        {
+            "id": run.id,
+            "environment": run.environment.to_wire(),
+            "taskId": run.task_id,
+            "queue": run.queue,
+            "status": run.status._value_,
+            "eventSequence": run.event_sequence,
+            "createdAt": to_wire_time(run.created_at),
+            "updatedAt": to_wire_time(run.updated_at),
+            "runAt": time_or_none(run.run_at),
+            "source": run.source.to_wire(),
+            "attempts": run.attempts,
+            "failures": run.failures,
+            "retries": run.retries,
+            "releases": run.releases,
+            "failure": None if run.failure is None else run.failure.to_wire(),
+            "lease": None if run.lease is None else run.lease.to_wire(),
+            "idempotencyKey": run.idempotency_key,
+            "idempotencyKeyTTL": run.idempotency_key_ttl,
+            "singletonKey": run.singleton_key,
+            "concurrencyKey": run.concurrency_key,
+            "traceCarrier": run.trace_carrier,
+            "meta": run.meta,
+        }
+    )
 
 
 def _summary_kwargs(m: Mapping[str, Any]) -> dict[str, Any]:
@@ -137,6 +192,7 @@ def _summary_kwargs(m: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+@slot_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunRecord(RunSummary):
     """The full projection of one run, payload included."""
@@ -144,7 +200,9 @@ class RunRecord(RunSummary):
     payload: JsonValue = None
 
     def to_wire(self) -> dict[str, Any]:
-        return {**RunSummary.to_wire(self), "payload": self.payload}
+        wire = _summary_wire(self)
+        wire["payload"] = self.payload
+        return wire
 
     @classmethod
     def from_wire(cls, data: object) -> "RunRecord":

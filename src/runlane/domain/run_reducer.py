@@ -3,7 +3,6 @@
 from collections.abc import Iterable
 from dataclasses import fields
 from datetime import datetime
-from operator import attrgetter
 from typing import Any, assert_never
 
 from runlane.domain.defaults import CONTRACT_DEFAULTS
@@ -62,7 +61,7 @@ def apply_run_event(run: RunRecord | None, event: RunEvent, sequence: int) -> Ru
         return _created(event)
     if event.run_id != run.id:
         raise invariant_violation(f"Event for run {event.run_id!r} applied to run {run.id!r}.")
-    if event.environment != run.environment:
+    if event.environment is not run.environment and event.environment != run.environment:
         raise invariant_violation("Event environment differs from the run environment.", run_id=run.id)
     if run.is_terminal:
         raise invariant_violation(
@@ -193,23 +192,33 @@ def _record_failure(
 
 
 _RUN_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(RunRecord))
-_RUN_FIELD_INDEX = {name: index for index, name in enumerate(_RUN_FIELDS)}
-_run_values = attrgetter(*_RUN_FIELDS)
 # Slot setters of every RunRecord field (declared on RunSummary or RunRecord).
-_RUN_SLOT_SETTERS = tuple(
-    next(cls.__dict__[name] for cls in RunRecord.__mro__ if name in cls.__dict__).__set__
+_RUN_SLOT_SETTERS: dict[str, Any] = {
+    name: next(cls.__dict__[name] for cls in RunRecord.__mro__ if name in cls.__dict__).__set__
     for name in _RUN_FIELDS
-)
+}
+
+
+def _record_copier() -> Any:
+    """``copy(run)``: a new ``RunRecord`` with every slot of ``run``, as straight-line code (one
+    call per field, no per-field loop or intermediate list)."""
+    names = {f"set_{i}": setter for i, setter in enumerate(_RUN_SLOT_SETTERS.values())}
+    lines = [f"    set_{i}(record, run.{name})\n" for i, name in enumerate(_RUN_SLOT_SETTERS)]
+    source = "def copy(run):\n    record = new(RunRecord)\n" + "".join(lines) + "    return record\n"
+    namespace: dict[str, Any] = {"new": object.__new__, "RunRecord": RunRecord, **names}
+    exec(source, namespace)
+    return namespace["copy"]
+
+
+_copy_record = _record_copier()
 
 
 def _evolve(run: RunRecord, common: dict[str, Any], **changes: Any) -> RunRecord:
     """``dataclasses.replace`` without its per-call introspection (the reducer's hot path)."""
-    values = list(_run_values(run))
+    record: RunRecord = _copy_record(run)
+    setters = _RUN_SLOT_SETTERS
     for name, value in changes.items():
-        values[_RUN_FIELD_INDEX[name]] = value
+        setters[name](record, value)
     for name, value in common.items():  # common wins, as in changes.update(common)
-        values[_RUN_FIELD_INDEX[name]] = value
-    record = object.__new__(RunRecord)
-    for set_slot, value in zip(_RUN_SLOT_SETTERS, values, strict=True):
-        set_slot(record, value)
+        setters[name](record, value)
     return record

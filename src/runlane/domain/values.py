@@ -8,6 +8,7 @@ from typing import Any
 from runlane.domain.errors import RunlaneError
 from runlane.domain.ids import IdKind, as_id
 from runlane.domain.json_values import JsonValue, ensure_json_object, ensure_string_map
+from runlane.domain.slot_init import slot_init
 from runlane.domain.timestamps import from_wire_time, to_wire_time, utc_ms
 from runlane.domain.vocabulary import ActorType, ErrorCode, RunSourceType
 from runlane.domain.wire import (
@@ -24,6 +25,7 @@ def _set(obj: object, name: str, value: object) -> None:
     object.__setattr__(obj, name, value)
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Environment:
     """The durable scope of every run, event, wakeup and read."""
@@ -52,6 +54,7 @@ _ENVIRONMENTS: dict[str, Environment] = {}
 _MAX_KNOWN_ENVIRONMENTS = 256
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Actor:
     type: ActorType = ActorType.SYSTEM
@@ -80,6 +83,7 @@ SYSTEM_ACTOR = Actor(ActorType.SYSTEM)
 OPERATOR_ACTOR = Actor(ActorType.OPERATOR)
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class RunSource:
     """Why a run exists; child runs (rerun, manual retry) point at their source run."""
@@ -109,6 +113,12 @@ class RunSource:
     @classmethod
     def from_wire(cls, data: object) -> "RunSource":
         mapping = require_mapping(data, "source")
+        if len(mapping) == 1 and cls is RunSource:
+            # ``{"type": "trigger"}`` on almost every stored run: one shared (immutable) value per type.
+            source_type = mapping.get("type")
+            plain = _PLAIN_SOURCES.get(source_type) if type(source_type) is str else None
+            if plain is not None:
+                return plain
         return cls(
             type=require(mapping, "type", "source"),
             source_run_id=mapping.get("sourceRunId"),
@@ -117,6 +127,11 @@ class RunSource:
         )
 
 
+# A source with nothing but its type, per type (``RunSource.from_wire``).
+_PLAIN_SOURCES = {source_type.value: RunSource(source_type) for source_type in RunSourceType}
+
+
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Lease:
     """Durable execution ownership of one attempt."""
@@ -154,6 +169,7 @@ class Lease:
         )
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class RunFailure:
     """A sanitized failure: a runlane code, task-facing text, and JSON-safe detail (never the cause)."""
@@ -231,6 +247,7 @@ class OutboxFailureRecord:
         )
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class DeliveryIntent:
     """What a ``run.delivery_requested`` event asks for; storage derives one outbox row from it."""

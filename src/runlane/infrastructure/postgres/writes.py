@@ -13,6 +13,7 @@ from typing import Any
 from runlane.domain.errors import invariant_violation
 from runlane.domain.run_events import RunEvent, RunEventRecord
 from runlane.domain.run_record import RunRecord
+from runlane.domain.slot_init import slot_init
 from runlane.domain.values import Environment
 from runlane.domain.vocabulary import LEASED_RUN_STATUSES, RunEventType
 from runlane.infrastructure.postgres.rows import outbox_values
@@ -20,6 +21,7 @@ from runlane.ports.storage_commands import AppendPlan, AppendRunEvents, OutboxMe
 from runlane.ports.storage_rules import append_records, derived_outbox
 
 
+@slot_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StagedWrite:
     environment: Environment
@@ -48,11 +50,15 @@ class StagedWrite:
 
     @property
     def outbox_message_ids(self) -> tuple[str, ...]:
+        if not self.outbox:  # most writes derive no outbox row
+            return ()
         return tuple(row.id for row in self.outbox)
 
     @property
     def claimed_outbox(self) -> tuple[OutboxMessage, ...]:
         """The rows written already claimed for the appending publisher."""
+        if not self.outbox:
+            return ()
         return tuple(row for row in self.outbox if row.claim_token is not None)
 
     @property
