@@ -77,7 +77,8 @@ def _check(command: AppendManyRunEvents) -> None:
     for item in command.commands:
         if (
             not isinstance(item, AppendRunEvents)
-            or item.environment != command.environment
+            # ``is`` first: a batch's items share the runtime's one Environment.
+            or (item.environment is not command.environment and item.environment != command.environment)
             or item.transaction is not None
         ):
             raise invariant_violation(
