@@ -112,9 +112,11 @@ _Encoder = Callable[[Sequence[object]], str]
 def locked_in_id_order(table: sa.Table, environment: str, ids: str, name: str) -> sa.CTE:
     """A CTE locking ``table``'s rows with the ids of the ``ids`` text[] parameter, in id order.
 
-    Set-based updates gate on it with ``all_locked``, so the rows are locked in one order before
-    any is written: two statements sharing rows queue behind each other instead of deadlocking.
-    ``ANY`` keeps it a primary-key lookup.
+    Set-based updates join it, so whatever join the planner picks, the rows are locked in one
+    order: two statements sharing rows queue behind each other instead of deadlocking. The join
+    also drives the update's primary-key lookups while a table has no statistics yet (see
+    docs/postgres.md: an uncorrelated gate instead of the join let the planner scan the whole
+    environment per statement on a fresh database).
     """
     return (
         sa.select(table.c.id)
@@ -123,16 +125,6 @@ def locked_in_id_order(table: sa.Table, environment: str, ids: str, name: str) -
         .with_for_update()
         .cte(name)
     )
-
-
-def all_locked(locked: sa.CTE) -> sa.ColumnElement[bool]:
-    """A condition true once every row of ``locked`` is locked: read whole, once, before the write.
-
-    An uncorrelated subquery is evaluated once (an init plan gating the update), so the lock CTE
-    runs to its end first. Joining the CTE instead made the planner, which estimates one row for
-    an update's compare-and-set, rescan it for every updated row (half the statement's time).
-    """
-    return sa.select(sa.func.count()).select_from(locked).scalar_subquery() >= sa.literal_column("0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,7 +254,7 @@ def _statement(schema: str, mode: RunWrite) -> _Statement:
             sa.update(r)
             .where(
                 r.c.environment == sa.bindparam(_ENVIRONMENT),
-                all_locked(locked),
+                r.c.id == locked.c.id,
                 r.c.id == v.c.id,
                 r.c.event_sequence == v.c[_EXPECTED],
             )

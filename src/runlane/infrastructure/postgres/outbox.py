@@ -19,7 +19,7 @@ from runlane.domain.errors import invariant_violation
 from runlane.domain.vocabulary import OutboxMessageStatus
 from runlane.infrastructure.postgres import driver_statements
 from runlane.infrastructure.postgres.array_literals import array_literal
-from runlane.infrastructure.postgres.bulk import Rows, all_locked, ids_array, locked_in_id_order
+from runlane.infrastructure.postgres.bulk import Rows, ids_array, locked_in_id_order
 from runlane.infrastructure.postgres.rows import outbox_from_row
 from runlane.infrastructure.postgres.schema import OPEN_OUTBOX_STATUS_VALUES, StorageTables, build_tables
 from runlane.ports.storage_commands import (
@@ -141,7 +141,7 @@ def _complete_statement(schema: str) -> _CompleteStatement:
         .where(
             o.c.environment == sa.bindparam(_ENVIRONMENT),
             o.c.id == sa.any_(ids_array(_IDS)),  # a primary-key lookup, whatever the statistics say
-            all_locked(locked),
+            o.c.id == locked.c.id,
             o.c.id == v.c.id,
             # One join condition, not a filter on ``o`` alone: claimed rows are transient, so the
             # planner would estimate one row for "status = 'claimed'" and loop over the batch per row.
