@@ -116,13 +116,24 @@ def locked_in_id_order(table: sa.Table, environment: str, ids: str, name: str) -
     order: two statements sharing rows queue behind each other instead of deadlocking. The join
     also drives the update's primary-key lookups while a table has no statistics yet (see
     docs/postgres.md: an uncorrelated gate instead of the join let the planner scan the whole
-    environment per statement on a fresh database).
+    environment per statement on a fresh database). The ids are unnest'ed and joined, not matched
+    with ``id = ANY(...)``: without statistics the planner filtered the whole environment with
+    the array instead of looking each id up.
     """
+    wanted = (
+        sa.func.unnest(ids_array(ids))
+        .table_valued(sa.column("id", sa.Text()))
+        .render_derived(name=f"{name}_ids")
+    )
     return (
         sa.select(table.c.id)
-        .where(table.c.environment == sa.bindparam(environment), table.c.id == sa.any_(ids_array(ids)))
+        .select_from(
+            wanted.join(
+                table, sa.and_(table.c.environment == sa.bindparam(environment), table.c.id == wanted.c.id)
+            )
+        )
         .order_by(table.c.id)
-        .with_for_update()
+        .with_for_update(of=table)
         .cte(name)
     )
 
