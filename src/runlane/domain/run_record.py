@@ -17,12 +17,10 @@ from runlane.domain.vocabulary import (
     is_terminal,
 )
 from runlane.domain.wire import (
-    compact,
     parse_enum,
     parse_time_or_none,
     require,
     require_mapping,
-    time_or_none,
 )
 
 
@@ -87,35 +85,32 @@ class RunSummary:
 
 
 def _summary_wire(run: RunSummary) -> dict[str, Any]:
-    """The wire mapping, built in one pass: absent optionals are left out (``compact``)."""
-    if (
-        run.id is None
-        or run.task_id is None
-        or run.queue is None
-        or run.event_sequence is None
-        or run.attempts is None
-        or run.failures is None
-        or run.retries is None
-        or run.releases is None
-    ):
-        return _compact_wire(run)  # not a valid run, but it must encode as it always did
-    wire: dict[str, Any] = {
-        "id": run.id,
-        "environment": run.environment.to_wire(),
-        "taskId": run.task_id,
-        "queue": run.queue,
-        "status": run.status._value_,
-        "eventSequence": run.event_sequence,
-        "createdAt": to_wire_time(run.created_at),
-        "updatedAt": to_wire_time(run.updated_at),
-    }
+    """The wire mapping, built in one pass; an absent (``None``) field is left out, as ``compact``
+    would (the always-set fields included, so even an invalid run encodes as it always did)."""
+    wire: dict[str, Any] = {}
+    if run.id is not None:
+        wire["id"] = run.id
+    wire["environment"] = run.environment.to_wire()
+    if run.task_id is not None:
+        wire["taskId"] = run.task_id
+    if run.queue is not None:
+        wire["queue"] = run.queue
+    wire["status"] = run.status._value_
+    if run.event_sequence is not None:
+        wire["eventSequence"] = run.event_sequence
+    wire["createdAt"] = to_wire_time(run.created_at)
+    wire["updatedAt"] = to_wire_time(run.updated_at)
     if run.run_at is not None:
         wire["runAt"] = to_wire_time(run.run_at)
     wire["source"] = run.source.to_wire()
-    wire["attempts"] = run.attempts
-    wire["failures"] = run.failures
-    wire["retries"] = run.retries
-    wire["releases"] = run.releases
+    for key, value in (
+        ("attempts", run.attempts),
+        ("failures", run.failures),
+        ("retries", run.retries),
+        ("releases", run.releases),
+    ):
+        if value is not None:
+            wire[key] = value
     if run.failure is not None:
         wire["failure"] = run.failure.to_wire()
     if run.lease is not None:
@@ -133,35 +128,6 @@ def _summary_wire(run: RunSummary) -> dict[str, Any]:
     if run.meta is not None:
         wire["meta"] = run.meta
     return wire
-
-
-def _compact_wire(run: RunSummary) -> dict[str, Any]:
-    return compact(
-        {
-            "id": run.id,
-            "environment": run.environment.to_wire(),
-            "taskId": run.task_id,
-            "queue": run.queue,
-            "status": run.status._value_,
-            "eventSequence": run.event_sequence,
-            "createdAt": to_wire_time(run.created_at),
-            "updatedAt": to_wire_time(run.updated_at),
-            "runAt": time_or_none(run.run_at),
-            "source": run.source.to_wire(),
-            "attempts": run.attempts,
-            "failures": run.failures,
-            "retries": run.retries,
-            "releases": run.releases,
-            "failure": None if run.failure is None else run.failure.to_wire(),
-            "lease": None if run.lease is None else run.lease.to_wire(),
-            "idempotencyKey": run.idempotency_key,
-            "idempotencyKeyTTL": run.idempotency_key_ttl,
-            "singletonKey": run.singleton_key,
-            "concurrencyKey": run.concurrency_key,
-            "traceCarrier": run.trace_carrier,
-            "meta": run.meta,
-        }
-    )
 
 
 def _summary_kwargs(m: Mapping[str, Any]) -> dict[str, Any]:
