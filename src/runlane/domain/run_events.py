@@ -9,7 +9,7 @@ from typing import Any
 from runlane.domain.errors import RunlaneError
 from runlane.domain.ids import IdKind, as_id, as_optional_id
 from runlane.domain.json_values import JsonValue, ensure_json_object, ensure_json_value, ensure_string_map
-from runlane.domain.slot_init import slot_init
+from runlane.domain.slot_init import slot_copier, slot_init, slot_setter
 from runlane.domain.timestamps import from_wire_time, to_wire_time, utc_ms
 from runlane.domain.values import (
     SYSTEM_ACTOR,
@@ -319,20 +319,7 @@ _WIRE_FIELDS: dict[RunEventType, tuple[tuple[str, str, bool], ...]] = {
 }
 
 
-# Slot setters of every ``RunEvent`` field: a copy sets each slot as ``object.__setattr__`` would.
-_EVENT_SLOT_SETTERS = tuple(RunEvent.__dict__[name].__set__ for name in _EVENT_FIELDS)
-
-
-def _event_copier() -> Callable[[RunEvent, RunEvent], None]:
-    """``copy(source, target)`` as straight-line code: one call per field, no loop or tuple."""
-    lines = [f"    set_{i}(target, source.{name})\n" for i, name in enumerate(_EVENT_FIELDS)]
-    namespace: dict[str, Any] = {f"set_{i}": setter for i, setter in enumerate(_EVENT_SLOT_SETTERS)}
-    exec("def copy(source, target):\n" + "".join(lines), namespace)
-    copy: Callable[[RunEvent, RunEvent], None] = namespace["copy"]
-    return copy
-
-
 # Copy every ``RunEvent`` field (``RunEventRecord.of``, ``to_event``) without re-validating.
-_copy_event_fields = _event_copier()
-_set_record_id = RunEventRecord.__dict__["id"].__set__
-_set_record_sequence = RunEventRecord.__dict__["sequence"].__set__
+_copy_event_fields = slot_copier(RunEvent, _EVENT_FIELDS)
+_set_record_id = slot_setter(RunEventRecord, "id")
+_set_record_sequence = slot_setter(RunEventRecord, "sequence")

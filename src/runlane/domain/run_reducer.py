@@ -9,6 +9,7 @@ from runlane.domain.defaults import CONTRACT_DEFAULTS
 from runlane.domain.errors import invariant_violation
 from runlane.domain.run_events import RunEvent, RunEventRecord
 from runlane.domain.run_record import RunRecord
+from runlane.domain.slot_init import slot_copier, slot_setter
 from runlane.domain.values import RunSource
 from runlane.domain.vocabulary import LEASED_RUN_STATUSES, RUNNABLE_RUN_STATUSES, RunEventType, RunStatus
 
@@ -193,29 +194,14 @@ def _record_failure(
 
 _RUN_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(RunRecord))
 # Slot setters of every RunRecord field (declared on RunSummary or RunRecord).
-_RUN_SLOT_SETTERS: dict[str, Any] = {
-    name: next(cls.__dict__[name] for cls in RunRecord.__mro__ if name in cls.__dict__).__set__
-    for name in _RUN_FIELDS
-}
-
-
-def _record_copier() -> Any:
-    """``copy(run)``: a new ``RunRecord`` with every slot of ``run``, as straight-line code (one
-    call per field, no per-field loop or intermediate list)."""
-    names = {f"set_{i}": setter for i, setter in enumerate(_RUN_SLOT_SETTERS.values())}
-    lines = [f"    set_{i}(record, run.{name})\n" for i, name in enumerate(_RUN_SLOT_SETTERS)]
-    source = "def copy(run):\n    record = new(RunRecord)\n" + "".join(lines) + "    return record\n"
-    namespace: dict[str, Any] = {"new": object.__new__, "RunRecord": RunRecord, **names}
-    exec(source, namespace)
-    return namespace["copy"]
-
-
-_copy_record = _record_copier()
+_RUN_SLOT_SETTERS = {name: slot_setter(RunRecord, name) for name in _RUN_FIELDS}
+_copy_run_fields = slot_copier(RunRecord, _RUN_FIELDS)
 
 
 def _evolve(run: RunRecord, common: dict[str, Any], **changes: Any) -> RunRecord:
     """``dataclasses.replace`` without its per-call introspection (the reducer's hot path)."""
-    record: RunRecord = _copy_record(run)
+    record = object.__new__(RunRecord)
+    _copy_run_fields(run, record)
     setters = _RUN_SLOT_SETTERS
     for name, value in changes.items():
         setters[name](record, value)

@@ -1,14 +1,16 @@
-"""A faster ``__init__`` for frozen slotted dataclasses, with the same signature and behaviour.
+"""A faster ``__init__`` and copy for frozen slotted dataclasses, with the same behaviour.
 
 A frozen dataclass's generated ``__init__`` stores each field with ``object.__setattr__(self, name,
 value)``: a method lookup and a generic attribute set per field. Records and events have up to 23
 fields and are built several times per run, so that alone cost more than their validation. The
 replacement stores each field through its slot descriptor (what ``object.__setattr__`` ends up
 calling), in the same order, then calls ``__post_init__`` as before; parameters, defaults,
-annotations and error messages are those of the generated ``__init__``.
+annotations and error messages are those of the generated ``__init__``. ``slot_copier`` copies
+fields between instances the same way (the reducer's record copies, event records).
 """
 
 import inspect
+from collections.abc import Callable, Sequence
 from dataclasses import MISSING, fields, is_dataclass
 from types import MemberDescriptorType
 from typing import Any, TypeVar
@@ -16,7 +18,8 @@ from typing import Any, TypeVar
 T = TypeVar("T", bound=type)
 
 
-def _slot_setter(cls: type, name: str) -> Any:
+def slot_setter(cls: type, name: str) -> Callable[[Any, Any], None]:
+    """The descriptor setter of ``cls``'s slot ``name`` (declared on ``cls`` or a base class)."""
     for klass in cls.__mro__:
         descriptor = klass.__dict__.get(name)
         if descriptor is not None:
@@ -51,7 +54,7 @@ def slot_init(cls: T) -> T:
             raise TypeError(f"{cls.__qualname__}.__init__ has an unsupported parameter.")
         header.append(parameter.name)
     namespace: dict[str, Any] = {
-        f"__slot_init_set_{i}": _slot_setter(cls, name) for i, name in enumerate(names)
+        f"__slot_init_set_{i}": slot_setter(cls, name) for i, name in enumerate(names)
     }
     body = [f"    __slot_init_set_{i}(self, {name})" for i, name in enumerate(names)]
     if hasattr(cls, "__post_init__"):
@@ -67,3 +70,14 @@ def slot_init(cls: T) -> T:
     init.__doc__ = original.__doc__
     cls.__init__ = init  # type: ignore[misc]
     return cls
+
+
+def slot_copier(cls: type, names: Sequence[str]) -> Callable[[Any, Any], None]:
+    """``copy(source, target)``: set each of ``target``'s slots ``names`` (of ``cls``) to
+    ``source``'s value, as straight-line code (one call per field, no loop or intermediate tuple).
+    Nothing is validated: the source is an instance already checked by its own construction."""
+    namespace: dict[str, Any] = {f"set_{i}": slot_setter(cls, name) for i, name in enumerate(names)}
+    lines = [f"    set_{i}(target, source.{name})\n" for i, name in enumerate(names)]
+    exec("def copy(source, target):\n" + ("".join(lines) or "    pass\n"), namespace)
+    copy: Callable[[Any, Any], None] = namespace["copy"]
+    return copy

@@ -7,7 +7,7 @@ import pytest
 
 from runlane.domain.run_events import RunEvent, RunEventRecord
 from runlane.domain.run_record import RunRecord, RunSummary
-from runlane.domain.slot_init import slot_init
+from runlane.domain.slot_init import slot_copier, slot_init, slot_setter
 from runlane.domain.values import Actor, DeliveryIntent, Environment, Lease, RunFailure, RunSource
 
 
@@ -86,3 +86,24 @@ def test_domain_values_keep_their_generated_signature(cls: type) -> None:
     parameters = list(inspect.signature(cls).parameters)
     assert parameters == [f.name for f in cls.__dataclass_fields__.values()]  # type: ignore[attr-defined]
     assert cls.__init__.__qualname__ == f"{cls.__qualname__}.__init__"
+
+
+def test_slot_copier_copies_the_named_slots_without_running_init() -> None:
+    @dataclass(frozen=True, slots=True)
+    class Checked:
+        a: int
+        b: str
+
+        def __post_init__(self) -> None:
+            if self.a < 0:
+                raise ValueError("negative")
+
+    copy = slot_copier(Checked, ("a", "b"))
+    target = object.__new__(Checked)
+    copy(Checked(1, "x"), target)
+    assert target == Checked(1, "x")
+    set_a = slot_setter(Checked, "a")
+    set_a(target, -5)  # a setter writes the slot as object.__setattr__ would, unchecked
+    assert target.a == -5
+    with pytest.raises(TypeError, match="has no slot"):
+        slot_setter(Checked, "missing")
