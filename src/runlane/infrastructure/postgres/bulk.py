@@ -301,7 +301,15 @@ async def write_staged(
     ids = [item.new.id for item in staged]
     if len(set(ids)) != len(ids) or any(item.environment.name != environment for item in staged):
         raise invariant_violation("A set-based write needs distinct runs of one environment.")
-    built = _statement(t.schema, mode)
+    statement, params = staged_statement(t.schema, staged, mode)
+    return set(await driver_statements.scalars(conn, statement, params))
+
+
+def staged_statement(
+    schema: str, staged: Sequence[StagedWrite], mode: RunWrite
+) -> tuple[sa.Select[Any], dict[str, Any]]:
+    """``write_staged``'s statement and its parameters (also what plan tests explain)."""
+    built = _statement(schema, mode)
     runs = [run_values(item.new) for item in staged]
     if mode is RunWrite.UPDATE:
         for row, item in zip(runs, staged, strict=True):
@@ -312,13 +320,13 @@ async def write_staged(
     events = [event_values(record) for item in staged for record in item.records]
     outbox = [row for item in staged for row in item.outbox_rows]
     params = {
-        _ENVIRONMENT: environment,
-        _RUN_IDS: array_literal(ids),
+        _ENVIRONMENT: staged[0].environment.name,
+        _RUN_IDS: array_literal(item.new.id for item in staged),
         **run_params,
         **built.events.params(events),
         **built.outbox.params(outbox),
     }
-    return set(await driver_statements.scalars(conn, built.statement, params))
+    return built.statement, params
 
 
 async def update_locked_runs(conn: AsyncConnection, t: StorageTables, staged: Sequence[StagedWrite]) -> None:

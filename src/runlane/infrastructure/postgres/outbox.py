@@ -185,6 +185,17 @@ async def complete_outbox_messages(
     conn: AsyncConnection, t: StorageTables, command: CompleteOutboxMessages
 ) -> int:
     """Every completion in one statement; returns how many rows were still claimed with their token."""
+    built = completion_statement(t.schema, command)
+    if built is None:
+        return 0
+    statement, params = built
+    return (await driver_statements.execute(conn, statement, params)).rowcount
+
+
+def completion_statement(
+    schema: str, command: CompleteOutboxMessages
+) -> tuple[sa.Update, dict[str, Any]] | None:
+    """``complete_outbox_messages``'s statement and parameters; ``None`` when nothing is completed."""
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
     for completion in command.completions:
@@ -195,14 +206,14 @@ async def complete_outbox_messages(
             seen.add(row["id"])
             rows.append(row)
     if not rows:
-        return 0
-    built = _complete_statement(t.schema)
+        return None
+    built = _complete_statement(schema)
     params = {
         _ENVIRONMENT: command.environment.name,
         _IDS: array_literal(row["id"] for row in rows),
         **built.rows.params(rows),
     }
-    return (await driver_statements.execute(conn, built.statement, params)).rowcount
+    return built.statement, params
 
 
 async def list_outbox_messages(
