@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 import psycopg
 from psycopg import sql
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runlane.domain.ids import new_event_id
 from runlane.domain.run_events import RunEventRecord
@@ -161,3 +163,35 @@ def many(template: RunRecord, count: int, prefix: str, **changes: Any) -> Iterat
     """``count`` copies of ``template`` with ids ``<prefix>_<n>`` (and ``changes`` applied)."""
     for index in range(count):
         yield dataclasses.replace(template, id=f"{prefix}_{index:06d}", **changes)
+
+
+async def driver_plans(conn: AsyncConnection, statement: Any, params: dict[str, Any]) -> tuple[str, str]:
+    """Custom and generic plans of a ``driver_statements`` statement, as psycopg sends it.
+
+    psycopg prepares a statement on the server after a few executions, and Postgres may then
+    switch to a generic plan that never sees the parameter values, so both must use the index.
+    """
+    compiled = statement.compile(dialect=conn.dialect)
+    values = compiled.construct_params(params)
+    raw = await conn.get_raw_connection()
+    driver: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
+    cursor = await driver.execute(f"EXPLAIN {compiled.string}", values)
+    custom = "\n".join(row[0] for row in await cursor.fetchall())
+    names: list[str] = []
+
+    def placeholder(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    prepared = re.sub(r"%\((\w+)\)s", placeholder, compiled.string)
+    await driver.execute(f"PREPARE plan_check AS {prepared}")
+    try:
+        await driver.execute("SET plan_cache_mode = force_generic_plan")
+        arguments = sql.SQL(", ").join(sql.Literal(values[name]) for name in names)
+        cursor = await driver.execute(sql.SQL("EXPLAIN EXECUTE plan_check({})").format(arguments))
+        generic = "\n".join(row[0] for row in await cursor.fetchall())
+    finally:
+        await driver.execute("RESET plan_cache_mode")
+        await driver.execute("DEALLOCATE plan_check")
+    return custom, generic

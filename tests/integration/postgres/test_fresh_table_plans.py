@@ -9,6 +9,10 @@ join makes every update reach its runs through ``pk_runs`` with the run id in th
 condition, whatever the statistics say, and the lock itself looks each id up (an unnest join:
 ``id = ANY(...)`` was planned as a filter over the whole environment).
 
+Every test gets a schema of its own, migrated and never analyzed (autovacuum off for its
+tables): rows another test left behind change the planner's guesses, and with them in the
+shared module schema the executed-plans test passed on the old lock.
+
 These are plan checks; the fresh-database replay in the session notes (a steady 200 runs/s on an
 empty database) is the end-to-end check, and a plan that passes here can still be chosen badly
 there, so change these statements only with that replay.
@@ -18,127 +22,120 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg import sql
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runlane.domain.values import Environment
+from runlane.domain.vocabulary import OutboxMessageStatus
 from runlane.infrastructure.postgres import PostgresStorage, bulk, outbox
-from runlane.infrastructure.postgres.array_literals import array_literal
-from runlane.infrastructure.postgres.rows import event_values, run_values
 from runlane.infrastructure.postgres.writes import stage_command
-from runlane.ports.storage_commands import AppendManyRunEvents
+from runlane.ports.storage_commands import AppendManyRunEvents, CompleteOutboxMessages, OutboxCompletion
 from runlane.testing.clocks import ControlledClock
 from runlane.testing.run_builders import create_queued_run_data, delivery_requested_event, next_run_data
-from tests.integration.postgres.helpers import started_storage
-from tests.integration.postgres.test_query_plans import _driver_plans
+from tests.integration.postgres.helpers import driver_plans, migrate, started_storage
 from tests.support.pg_cluster import PostgresCluster
 
 ENV = Environment("fresh")
 RUNS = 2_000
 _PK_SCAN = re.compile(r"Index (?:Only )?Scan using pk_(runs|outbox_messages) on \w+")
+_REMOVED = re.compile(r"Rows Removed by (?:Join )?Filter: (\d+)")
 
 
 @pytest.fixture
-async def conn(
-    pg_storage: PostgresStorage, pg_cluster: PostgresCluster, pg_migrated_schema: str
-) -> AsyncIterator[AsyncConnection]:
+def fresh_schema(pg_cluster: PostgresCluster) -> Iterator[str]:
+    """A migrated schema no statistics were ever gathered for, with autovacuum off for its tables."""
+    name = f"t_fresh_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_cluster.libpq_dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+    migrate(pg_cluster.libpq_dsn, name)
     with psycopg.connect(pg_cluster.libpq_dsn, autocommit=True) as admin:
         for table in ("runs", "outbox_messages", "run_events"):
-            # No autovacuum analyze may give the planner statistics while the test runs.
             admin.execute(
-                sql.SQL("ALTER TABLE {} SET (autovacuum_enabled = false)").format(
-                    sql.Identifier(pg_migrated_schema, table)
-                )
+                sql.SQL("ALTER TABLE {} SET (autovacuum_enabled = false)").format(sql.Identifier(name, table))
             )
-    clock = ControlledClock()
-    commands = tuple(
-        create_queued_run_data(f"run_{uuid.uuid4().hex}", now=clock.now(), environment=ENV).append_command(
-            clock.now()
-        )
-        for _ in range(RUNS)
-    )
-    await pg_storage.append_many_run_events(AppendManyRunEvents(environment=ENV, commands=commands))
-    async with pg_storage.engine.connect() as connection:
-        stats = await connection.exec_driver_sql(
-            "SELECT count(*) FROM pg_stats WHERE schemaname = %(schema)s AND tablename = 'runs'",
-            {"schema": pg_migrated_schema},
-        )
-        assert stats.scalar_one() == 0, "the table must have no statistics for this test"
-        yield connection
+    try:
+        yield name
+    finally:
+        with psycopg.connect(pg_cluster.libpq_dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
 
 
-def _pk_lookups_by_id(plan: str) -> list[str]:
-    """Each primary-key scan of ``plan`` with the index condition under it."""
-    lines = plan.splitlines()
-    scans = []
-    for index, line in enumerate(lines):
-        if _PK_SCAN.search(line):
-            condition = next((later for later in lines[index + 1 :] if "Index Cond" in later), "")
-            scans.append(f"{line.strip()} | {condition.strip()}")
-    return scans
+@pytest.fixture
+async def loaded(pg_cluster: PostgresCluster, fresh_schema: str) -> AsyncIterator[PostgresStorage]:
+    """``RUNS`` queued runs in ``fresh_schema``, which still has no statistics."""
+    async with started_storage(pg_cluster.dsn, fresh_schema, pool_size=2) as storage:
+        clock = ControlledClock()
+        commands = tuple(
+            create_queued_run_data(
+                f"run_{uuid.uuid4().hex}", now=clock.now(), environment=ENV
+            ).append_command(clock.now())
+            for _ in range(RUNS)
+        )
+        await storage.append_many_run_events(AppendManyRunEvents(environment=ENV, commands=commands))
+        async with storage.engine.connect() as conn:
+            stats = await conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_stats WHERE schemaname = %(schema)s AND tablename = 'runs'",
+                {"schema": fresh_schema},
+            )
+            assert stats.scalar_one() == 0, "the table must have no statistics for this test"
+        yield storage
 
 
 def _assert_reaches_rows_by_id(plan: str) -> None:
-    scans = _pk_lookups_by_id(plan)
+    """Every primary-key scan of ``plan`` has the id in its index condition; no sequential scan."""
+    lines = plan.splitlines()
+    scans = 0
+    for index, line in enumerate(lines):
+        if _PK_SCAN.search(line):
+            scans += 1
+            condition = next((later for later in lines[index + 1 :] if "Index Cond" in later), "")
+            assert re.search(r"\bid = ", condition), (
+                f"a primary-key scan without the id in its condition:\n{plan}"
+            )
     assert scans, plan
-    for scan in scans:
-        assert re.search(r"\bid = ", scan), f"a primary-key scan without the id in its condition:\n{plan}"
     assert "Seq Scan on runs" not in plan, plan
 
 
-async def test_a_run_update_reaches_its_run_by_id_without_statistics(
-    conn: AsyncConnection, pg_storage: PostgresStorage
-) -> None:
+async def _plans(storage: PostgresStorage, statement: Any, params: dict[str, Any]) -> tuple[str, str]:
+    async with storage.engine.connect() as conn:
+        return await driver_plans(conn, statement, params)
+
+
+async def test_a_run_update_reaches_its_run_by_id_without_statistics(loaded: PostgresStorage) -> None:
     clock = ControlledClock()
     run = create_queued_run_data("run_x", now=clock.now(), environment=ENV).run
     staged = stage_command(
         next_run_data(run, delivery_requested_event(run, now=clock.now())).append_command(clock.now())
     )
-    built = bulk._statement(pg_storage.tables.schema, bulk.RunWrite.UPDATE)
-    runs = [{**run_values(staged.new), "w_expected": staged.expected_sequence}]
-    params: dict[str, Any] = {
-        "w_environment": ENV.name,
-        "w_run_ids": array_literal([staged.new.id]),
-        **built.runs.params(runs, extra=("w_expected",)),
-        **built.events.params([event_values(record) for record in staged.records]),
-        **built.outbox.params(list(staged.outbox_rows)),
-    }
-    custom, generic = await _driver_plans(conn, built.statement, params)
-    _assert_reaches_rows_by_id(custom)
-    _assert_reaches_rows_by_id(generic)
+    statement, params = bulk.staged_statement(loaded.tables.schema, [staged], bulk.RunWrite.UPDATE)
+    for plan in await _plans(loaded, statement, params):
+        _assert_reaches_rows_by_id(plan)
 
 
 async def test_an_outbox_completion_reaches_its_rows_by_id_without_statistics(
-    conn: AsyncConnection, pg_storage: PostgresStorage
+    loaded: PostgresStorage,
 ) -> None:
-    built = outbox._complete_statement(pg_storage.tables.schema)
     now = ControlledClock().now()
-    row = {
-        "id": "outbox_x",
-        "claim_token": "token",
-        "status": "published",
-        "updated_at": now,
-        "published_at": now,
-        "provider_message_id": None,
-        "last_error": None,
-        "available_at": None,
-    }
-    params = {"c_environment": ENV.name, "c_ids": array_literal(["outbox_x"]), **built.rows.params([row])}
-    custom, generic = await _driver_plans(conn, built.statement, params)
-    _assert_reaches_rows_by_id(custom)
-    _assert_reaches_rows_by_id(generic)
-
-
-_REMOVED = re.compile(r"Rows Removed by (?:Join )?Filter: (\d+)")
+    command = CompleteOutboxMessages(
+        environment=ENV,
+        completions=(
+            OutboxCompletion(
+                id="outbox_x", claim_token="token", status=OutboxMessageStatus.PUBLISHED, at=now
+            ),
+        ),
+    )
+    built = outbox.completion_statement(loaded.tables.schema, command)
+    assert built is not None
+    for plan in await _plans(loaded, *built):
+        _assert_reaches_rows_by_id(plan)
 
 
 async def test_single_run_updates_executed_on_a_fresh_table_touch_only_their_run(
-    pg_cluster: PostgresCluster, pg_migrated_schema: str
+    pg_cluster: PostgresCluster, fresh_schema: str
 ) -> None:
     """The plans the server actually runs, as psycopg prepares them, not only ``EXPLAIN``'s.
 
@@ -149,7 +146,7 @@ async def test_single_run_updates_executed_on_a_fresh_table_touch_only_their_run
     environment = Environment("fresh_exec")
     plans: list[str] = []
     async with started_storage(
-        pg_cluster.dsn, pg_migrated_schema, pool_size=1, max_overflow=0, pool_pre_ping=False
+        pg_cluster.dsn, fresh_schema, pool_size=1, max_overflow=0, pool_pre_ping=False
     ) as storage:
         async with storage.engine.connect() as conn:
             raw = await conn.get_raw_connection()

@@ -6,15 +6,12 @@ builds, so a change that silently turns a claim into a sequential scan fails her
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
-import psycopg
 import pytest
 import sqlalchemy as sa
-from psycopg import sql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runlane.domain.run_record import RunRecord
@@ -33,7 +30,7 @@ from runlane.testing.run_builders import (
     next_run_data,
     succeeded_event,
 )
-from tests.integration.postgres.helpers import copy_run_records, many
+from tests.integration.postgres.helpers import copy_run_records, driver_plans, many
 from tests.support.pg_cluster import PostgresCluster
 
 ENV = Environment("plans")
@@ -67,38 +64,6 @@ async def _plan(conn: AsyncConnection, statement: Any) -> str:
     return "\n".join(row[0] for row in result)
 
 
-async def _driver_plans(conn: AsyncConnection, statement: Any, params: dict[str, Any]) -> tuple[str, str]:
-    """Custom and generic plans of a ``driver_statements`` statement, as psycopg sends it.
-
-    psycopg prepares a statement on the server after a few executions, and Postgres may then
-    switch to a generic plan that never sees the parameter values, so both must use the index.
-    """
-    compiled = statement.compile(dialect=conn.dialect)
-    values = compiled.construct_params(params)
-    raw = await conn.get_raw_connection()
-    driver: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
-    cursor = await driver.execute(f"EXPLAIN {compiled.string}", values)
-    custom = "\n".join(row[0] for row in await cursor.fetchall())
-    names: list[str] = []
-
-    def placeholder(match: re.Match[str]) -> str:
-        if match.group(1) not in names:
-            names.append(match.group(1))
-        return f"${names.index(match.group(1)) + 1}"
-
-    prepared = re.sub(r"%\((\w+)\)s", placeholder, compiled.string)
-    await driver.execute(f"PREPARE plan_check AS {prepared}")
-    try:
-        await driver.execute("SET plan_cache_mode = force_generic_plan")
-        arguments = sql.SQL(", ").join(sql.Literal(values[name]) for name in names)
-        cursor = await driver.execute(sql.SQL("EXPLAIN EXECUTE plan_check({})").format(arguments))
-        generic = "\n".join(row[0] for row in await cursor.fetchall())
-    finally:
-        await driver.execute("RESET plan_cache_mode")
-        await driver.execute("DEALLOCATE plan_check")
-    return custom, generic
-
-
 async def test_the_due_run_claim_uses_the_due_index(
     conn: AsyncConnection, pg_storage: PostgresStorage
 ) -> None:
@@ -119,7 +84,7 @@ async def test_the_driver_claim_statement_uses_the_due_index_in_every_shape(
     now = ControlledClock().now()
     base = {"c_environment": ENV.name, "c_now": now, "c_limit": 50}
     any_queue = ClaimShape(queues=False, task_ids=True, bounded=False, closed=False, after=False)
-    custom, generic = await _driver_plans(
+    custom, generic = await driver_plans(
         conn,
         claim_statement(pg_storage.tables.schema, any_queue),
         {**base, "c_task_ids": array_literal([TEST_TASK_ID])},
@@ -131,7 +96,7 @@ async def test_the_driver_claim_statement_uses_the_due_index_in_every_shape(
         assert "Sort" not in plan, f"the claim must read the index in order, not sort the backlog:\n{plan}"
 
     everything = ClaimShape(queues=True, task_ids=True, bounded=True, closed=True, after=True)
-    custom, generic = await _driver_plans(
+    custom, generic = await driver_plans(
         conn,
         claim_statement(pg_storage.tables.schema, everything),
         {
