@@ -274,7 +274,9 @@ async def test_batched_appends_over_the_same_runs_in_opposite_orders_never_deadl
     Two pools append to the same runs at the same sequences, one batch listing them forwards and
     the other backwards, while a third transaction holds the middle run so both statements are
     inside their writes at once. One batch wins every run and the other gets a sequence conflict
-    for each. A deadlock would abort one whole batch and raise here.
+    for each. A deadlock would abort one whole batch and raise here. What it cannot show is which
+    part orders the locks: with the lock CTE's ``ORDER BY id`` removed it still passed, because the
+    planner reached the rows in id order anyway.
     """
     kit = kits[0]
     runs = [
