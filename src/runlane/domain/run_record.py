@@ -103,14 +103,14 @@ def _summary_wire(run: RunSummary) -> dict[str, Any]:
     if run.run_at is not None:
         wire["runAt"] = to_wire_time(run.run_at)
     wire["source"] = run.source.to_wire()
-    for key, value in (
-        ("attempts", run.attempts),
-        ("failures", run.failures),
-        ("retries", run.retries),
-        ("releases", run.releases),
-    ):
-        if value is not None:
-            wire[key] = value
+    if run.attempts is not None:
+        wire["attempts"] = run.attempts
+    if run.failures is not None:
+        wire["failures"] = run.failures
+    if run.retries is not None:
+        wire["retries"] = run.retries
+    if run.releases is not None:
+        wire["releases"] = run.releases
     if run.failure is not None:
         wire["failure"] = run.failure.to_wire()
     if run.lease is not None:
