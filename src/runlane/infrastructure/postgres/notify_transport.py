@@ -31,7 +31,7 @@ from runlane.domain.queues import QueueDefinition
 from runlane.domain.values import OutboxFailureRecord
 from runlane.domain.vocabulary import ErrorCode
 from runlane.infrastructure.postgres import driver_statements
-from runlane.infrastructure.postgres.array_literals import array_literal
+from runlane.infrastructure.postgres.array_literals import array_literal, array_param
 from runlane.infrastructure.postgres.connection import ResolvedConnection, resolve_connection
 from runlane.infrastructure.postgres.errors import driver_detail, translate_error
 from runlane.infrastructure.postgres.liveness import SOCKET, PrePing, check_pre_ping, install_liveness_check
@@ -62,12 +62,14 @@ POSTGRES_NOTIFY_CAPABILITIES = TransportCapabilities(
 DEFAULT_NAME = "postgres-notify"
 
 _DB_ERRORS = (sa_exc.SQLAlchemyError, psycopg.Error, OSError)
-# One constant text whatever the batch size: compiled once, prepared by psycopg after a few calls.
-# Both parameters are array literals (``array_literals``), cast to text[] by the server.
-_PUBLISH = sa.text(
-    "SELECT pg_notify(n.channel, n.payload) FROM unnest(CAST(:channels AS text[]), "
-    "CAST(:payloads AS text[])) AS n(channel, payload)"
-).bindparams(sa.bindparam("channels", type_=sa.Text()), sa.bindparam("payloads", type_=sa.Text()))
+# One statement whatever the batch size: compiled once, prepared by psycopg after a few calls. Both
+# parameters are array literals (``array_literals``), typed when bound (``$n::text[]``).
+_NOTICES = (
+    sa.func.unnest(array_param("channels", sa.Text()), array_param("payloads", sa.Text()))
+    .table_valued(sa.column("channel", sa.Text()), sa.column("payload", sa.Text()))
+    .render_derived(name="n")
+)
+_PUBLISH = sa.select(sa.func.pg_notify(_NOTICES.c.channel, _NOTICES.c.payload)).select_from(_NOTICES)
 
 
 def _positive(value: object, name: str) -> float:
