@@ -297,10 +297,6 @@ async def write_staged(
     """
     if not staged:
         return set()
-    environment = staged[0].environment.name
-    ids = [item.new.id for item in staged]
-    if len(set(ids)) != len(ids) or any(item.environment.name != environment for item in staged):
-        raise invariant_violation("A set-based write needs distinct runs of one environment.")
     statement, params = staged_statement(t.schema, staged, mode)
     return set(await driver_statements.scalars(conn, statement, params))
 
@@ -309,6 +305,10 @@ def staged_statement(
     schema: str, staged: Sequence[StagedWrite], mode: RunWrite
 ) -> tuple[sa.Select[Any], dict[str, Any]]:
     """``write_staged``'s statement and its parameters (also what plan tests explain)."""
+    environment = staged[0].environment.name
+    ids = [item.new.id for item in staged]
+    if len(set(ids)) != len(ids) or any(item.environment.name != environment for item in staged):
+        raise invariant_violation("A set-based write needs distinct runs of one environment.")
     built = _statement(schema, mode)
     runs = [run_values(item.new) for item in staged]
     if mode is RunWrite.UPDATE:
@@ -320,8 +320,8 @@ def staged_statement(
     events = [event_values(record) for item in staged for record in item.records]
     outbox = [row for item in staged for row in item.outbox_rows]
     params = {
-        _ENVIRONMENT: staged[0].environment.name,
-        _RUN_IDS: array_literal(item.new.id for item in staged),
+        _ENVIRONMENT: environment,
+        _RUN_IDS: array_literal(ids),
         **run_params,
         **built.events.params(events),
         **built.outbox.params(outbox),
