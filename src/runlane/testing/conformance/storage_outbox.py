@@ -1,6 +1,8 @@
-"""Storage conformance: outbox rows derived from delivery requests, claimed exclusively (7)."""
+"""Storage conformance: outbox rows derived from delivery requests, claimed exclusively, and what each
+completion writes (17)."""
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 
 from runlane.domain.values import Environment, OutboxFailureRecord
@@ -167,6 +169,47 @@ class StorageOutboxTests:
         assert stored.last_error == failure
         kit.clock.advance("1d")
         assert await kit.storage.claim_outbox_messages(kit.claim_outbox(claim_timeout_ms=1)) == ()
+
+    async def test_publishing_after_a_failure_keeps_the_failure_and_sets_the_provider_id(
+        self, kit: StorageKit
+    ) -> None:
+        await kit.create()
+        (row,) = await kit.storage.claim_outbox_messages(kit.claim_outbox())
+        failure = _failure(kit)
+        failed = OutboxCompletion(
+            id=row.id,
+            claim_token=row.claim_token or "",
+            status=OutboxMessageStatus.FAILED,
+            at=kit.now,
+            error=failure,
+            next_attempt_at=kit.now,
+        )
+        await _complete(kit, failed)
+        kit.clock.advance("1s")
+        (again,) = await kit.storage.claim_outbox_messages(kit.claim_outbox())
+        published = _published(kit, again)
+        second = replace(published, provider_message_id="provider-2")  # same row twice: the first wins
+        assert await _complete(kit, published, second) == 1
+        (stored,) = await kit.outbox()
+        assert stored.status is OutboxMessageStatus.PUBLISHED
+        assert stored.last_error == failure
+        assert stored.provider_message_id == "provider-1"
+        assert stored.published_at == kit.now
+
+    async def test_dead_lettering_without_an_error_clears_nothing_it_should_not(
+        self, kit: StorageKit
+    ) -> None:
+        await kit.create()
+        (row,) = await kit.storage.claim_outbox_messages(kit.claim_outbox())
+        dead = OutboxCompletion(
+            id=row.id, claim_token=row.claim_token or "", status=OutboxMessageStatus.DEAD_LETTERED, at=kit.now
+        )
+        await _complete(kit, dead)
+        (stored,) = await kit.outbox()
+        assert stored.status is OutboxMessageStatus.DEAD_LETTERED
+        assert stored.last_error is None
+        assert stored.published_at is None
+        assert stored.provider_message_id is None
 
     async def test_a_stranded_claimed_row_is_reclaimed_after_the_timeout(self, kit: StorageKit) -> None:
         await kit.create()

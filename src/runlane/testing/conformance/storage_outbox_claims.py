@@ -1,11 +1,9 @@
-"""Storage conformance: appends that write their due outbox rows already claimed (eager dispatch),
-and what each completion status writes (6)."""
+"""Storage conformance: appends that write their due outbox rows already claimed (eager dispatch) (4)."""
 
 from dataclasses import replace
 from datetime import timedelta
 
-from runlane.domain.values import OutboxFailureRecord
-from runlane.domain.vocabulary import ErrorCode, OutboxMessageStatus
+from runlane.domain.vocabulary import OutboxMessageStatus
 from runlane.ports.storage_commands import (
     AppendManyRunEvents,
     CompleteOutboxMessages,
@@ -78,59 +76,3 @@ class StorageOutboxClaimTests:
             (claimed,) = outcome.claimed_outbox
             assert claimed.status is OutboxMessageStatus.CLAIMED
             assert (await kit.outbox(outcome.run.id)) == (claimed,)
-
-    async def test_publishing_after_a_failure_keeps_the_failure_and_sets_the_provider_id(
-        self, kit: StorageKit
-    ) -> None:
-        run = (await kit.create()).run
-        (row,) = await kit.storage.claim_outbox_messages(kit.claim_outbox())
-        failure = OutboxFailureRecord(
-            code=ErrorCode.TRANSPORT_UNAVAILABLE, message="down", occurred_at=kit.now, retryable=True
-        )
-        failed = OutboxCompletion(
-            id=row.id,
-            claim_token=row.claim_token or "",
-            status=OutboxMessageStatus.FAILED,
-            at=kit.now,
-            error=failure,
-            next_attempt_at=kit.now,
-        )
-        await kit.storage.complete_outbox_messages(
-            CompleteOutboxMessages(environment=kit.environment, completions=(failed,))
-        )
-        kit.clock.advance("1s")
-        (again,) = await kit.storage.claim_outbox_messages(kit.claim_outbox())
-        published = OutboxCompletion(
-            id=again.id,
-            claim_token=again.claim_token or "",
-            status=OutboxMessageStatus.PUBLISHED,
-            at=kit.now,
-            provider_message_id="msg-2",
-        )
-        second = replace(published, provider_message_id="msg-3")  # same row twice: the first wins
-        done = await kit.storage.complete_outbox_messages(
-            CompleteOutboxMessages(environment=kit.environment, completions=(published, second))
-        )
-        assert done == 1
-        (stored,) = await kit.outbox(run.id)
-        assert stored.status is OutboxMessageStatus.PUBLISHED
-        assert stored.last_error == failure
-        assert stored.provider_message_id == "msg-2"
-        assert stored.published_at == kit.now
-
-    async def test_dead_lettering_without_an_error_clears_nothing_it_should_not(
-        self, kit: StorageKit
-    ) -> None:
-        run = (await kit.create()).run
-        (row,) = await kit.storage.claim_outbox_messages(kit.claim_outbox())
-        dead = OutboxCompletion(
-            id=row.id, claim_token=row.claim_token or "", status=OutboxMessageStatus.DEAD_LETTERED, at=kit.now
-        )
-        await kit.storage.complete_outbox_messages(
-            CompleteOutboxMessages(environment=kit.environment, completions=(dead,))
-        )
-        (stored,) = await kit.outbox(run.id)
-        assert stored.status is OutboxMessageStatus.DEAD_LETTERED
-        assert stored.last_error is None
-        assert stored.published_at is None
-        assert stored.provider_message_id is None
