@@ -3,7 +3,7 @@ completion writes (17)."""
 
 import asyncio
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from runlane.domain.values import Environment, OutboxFailureRecord
 from runlane.domain.vocabulary import ErrorCode, OutboxMessageStatus
@@ -40,6 +40,19 @@ def _published(kit: StorageKit, row: OutboxMessage, token: str | None = None) ->
         status=OutboxMessageStatus.PUBLISHED,
         at=kit.now,
         provider_message_id="provider-1",
+    )
+
+
+def _failed(
+    row: OutboxMessage, failure: OutboxFailureRecord, *, next_attempt_at: datetime | None = None
+) -> OutboxCompletion:
+    return OutboxCompletion(
+        id=row.id,
+        claim_token=row.claim_token or "",
+        status=OutboxMessageStatus.FAILED,
+        at=failure.occurred_at,
+        error=failure,
+        next_attempt_at=next_attempt_at,
     )
 
 
@@ -133,14 +146,7 @@ class StorageOutboxTests:
         (row,) = await kit.storage.claim_outbox_messages(kit.claim_outbox())
         retry_at = kit.now + timedelta(seconds=30)
         failure = _failure(kit)
-        completion = OutboxCompletion(
-            id=row.id,
-            claim_token=row.claim_token or "",
-            status=OutboxMessageStatus.FAILED,
-            at=kit.now,
-            error=failure,
-            next_attempt_at=retry_at,
-        )
+        completion = _failed(row, failure, next_attempt_at=retry_at)
         assert await _complete(kit, completion) == 1
         (stored,) = await kit.outbox()
         assert stored.status is OutboxMessageStatus.FAILED
@@ -176,15 +182,7 @@ class StorageOutboxTests:
         await kit.create()
         (row,) = await kit.storage.claim_outbox_messages(kit.claim_outbox())
         failure = _failure(kit)
-        failed = OutboxCompletion(
-            id=row.id,
-            claim_token=row.claim_token or "",
-            status=OutboxMessageStatus.FAILED,
-            at=kit.now,
-            error=failure,
-            next_attempt_at=kit.now,
-        )
-        await _complete(kit, failed)
+        await _complete(kit, _failed(row, failure, next_attempt_at=kit.now))
         kit.clock.advance("1s")
         (again,) = await kit.storage.claim_outbox_messages(kit.claim_outbox())
         published = _published(kit, again)
@@ -238,13 +236,7 @@ class StorageOutboxTests:
         for _ in range(3):
             await kit.create()
         a, b, c = await kit.storage.claim_outbox_messages(kit.claim_outbox())
-        failed = OutboxCompletion(
-            id=b.id,
-            claim_token=b.claim_token or "",
-            status=OutboxMessageStatus.FAILED,
-            at=kit.now,
-            error=_failure(kit),
-        )
+        failed = _failed(b, _failure(kit))
         applied = await _complete(kit, _published(kit, a), failed, _published(kit, c, token="wrong-token"))
         assert applied == 2
         statuses = {row.id: row.status for row in await kit.outbox()}
