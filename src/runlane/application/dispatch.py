@@ -69,26 +69,42 @@ async def publish_created(
 ) -> DispatchReport:
     """Eager dispatch of the outbox rows these appends (made with ``claim_outbox``) created.
 
-    Storage normally wrote the due rows claimed for us (``claimed_outbox``). A storage adapter that
+    Storage normally wrote the due rows claimed for us (``claimed_outbox``), or published their
+    wakeups in its own commit (``published_outbox``: only reported here). A storage adapter that
     does not honour ``claim_outbox`` leaves them pending instead; those are claimed here by id, as
     before the flag existed, so eager dispatch never silently turns into "wait for tick".
     """
+    in_commit = _already_published(results)
     claimed = tuple(row for result in results for row in result.claimed_outbox)
     pending = tuple(
         row_id
         for result in results
-        if not result.claimed_outbox and result.run.is_due(now)
+        if not result.claimed_outbox and not result.published_outbox and result.run.is_due(now)
         for row_id in result.outbox_message_ids
     )
-    first = await publish_claimed(ctx, claimed, now=now)
-    if not pending:
-        return first
-    second = await publish_outbox(ctx, now=now, limit=len(pending), ids=pending)
+    reports = [in_commit, await publish_claimed(ctx, claimed, now=now)]
+    if pending:
+        reports.append(await publish_outbox(ctx, now=now, limit=len(pending), ids=pending))
+    return _merged(reports)
+
+
+def _already_published(results: Sequence[AppendRunEventsResult]) -> DispatchReport:
+    rows = [row for result in results for row in result.published_outbox]
+    if not rows:
+        return DispatchReport()
+    outcomes = {row.id: PublishedWakeup(published_at=row.published_at or row.updated_at) for row in rows}
+    return DispatchReport(published=tuple(outcomes.values()), by_outbox_id=outcomes)
+
+
+def _merged(reports: Sequence[DispatchReport]) -> DispatchReport:
+    filled = [report for report in reports if report.published or report.failed or report.dead_lettered]
+    if len(filled) <= 1:
+        return filled[0] if filled else DispatchReport()
     return DispatchReport(
-        published=first.published + second.published,
-        failed=first.failed + second.failed,
-        dead_lettered=first.dead_lettered + second.dead_lettered,
-        by_outbox_id={**first.by_outbox_id, **second.by_outbox_id},
+        published=tuple(o for report in filled for o in report.published),
+        failed=tuple(o for report in filled for o in report.failed),
+        dead_lettered=sum(report.dead_lettered for report in filled),
+        by_outbox_id={k: v for report in filled for k, v in report.by_outbox_id.items()},
     )
 
 

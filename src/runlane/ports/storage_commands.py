@@ -43,6 +43,13 @@ class AppendRunEvents:
     and come back in ``AppendRunEventsResult.claimed_outbox``. It saves the publisher a claim
     round trip; a publisher that dies before completing them leaves rows that are recovered as
     stranded claims, like any other.
+
+    A storage whose database is also the lane's wakeup transport (Postgres storage in
+    ``create_postgres_lane``: ``NOTIFY``) may instead publish those rows' wakeups in the same
+    commit. Such rows are written ``published`` (``attempts`` 1, ``published_at = now``), their
+    wakeups are delivered exactly when the write commits (and never when it does not), and they
+    come back in ``AppendRunEventsResult.published_outbox``: the publisher has nothing left to do
+    for them. Rows it cannot publish that way stay in ``claimed_outbox``.
     """
 
     environment: Environment
@@ -59,13 +66,18 @@ class AppendRunEvents:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AppendRunEventsResult:
-    """``returned_existing``: a create converged on an ownership owner and wrote nothing."""
+    """``returned_existing``: a create converged on an ownership owner and wrote nothing.
+
+    ``claimed_outbox`` / ``published_outbox``: the rows a ``claim_outbox`` append wrote claimed for
+    the caller to publish, or already published in its own commit (see ``AppendRunEvents``).
+    """
 
     run: RunRecord
     events: tuple[RunEventRecord, ...] = ()
     outbox_message_ids: tuple[str, ...] = ()
     returned_existing: bool = False
     claimed_outbox: tuple["OutboxMessage", ...] = ()
+    published_outbox: tuple["OutboxMessage", ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -264,6 +276,19 @@ class OutboxMessage:
             claim_token=uuid.uuid4().hex,
             claimed_at=now,
             attempts=self.attempts + 1,
+            updated_at=now,
+        )
+
+    def published_at_append(self, now: datetime) -> "OutboxMessage":
+        """This freshly derived row as an append that publishes its wakeup in its own commit writes it.
+
+        What a claim and a successful publish at ``now`` would leave, without the publisher's claim.
+        """
+        return replace(
+            self,
+            status=OutboxMessageStatus.PUBLISHED,
+            attempts=self.attempts + 1,
+            published_at=now,
             updated_at=now,
         )
 

@@ -24,6 +24,7 @@ from runlane.infrastructure.postgres import (
     postgres_notify_transport,
     postgres_storage,
 )
+from runlane.infrastructure.postgres.connection import resolve_connection
 from runlane.ports.lane import create_lane
 from runlane.ports.storage_commands import GetRun
 from runlane.testing import LaneConformance
@@ -53,6 +54,13 @@ class TestPostgresLaneAdaptersConformance(LaneConformance):
     @pytest.fixture
     def lane_factory(self) -> Any:
         return create_lane
+
+
+class TestPostgresLaneInCommitWakeupsConformance(TestPostgresLaneAdaptersConformance):
+    """The same contract with the storage ``create_postgres_lane`` builds: wakeups sent by the commit."""
+
+    def make_storage(self) -> Any:
+        return PostgresStorage(connection=resolve_connection(self.dsn, self.schema), wakeups_in_commit=True)
 
 
 @pytest.fixture

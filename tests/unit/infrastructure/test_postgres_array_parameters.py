@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 
-from runlane.infrastructure.postgres import bulk, claims, driver_statements, notify_transport, outbox
+from runlane.infrastructure.postgres import bulk, claims, commit_wakeups, driver_statements, outbox
 from runlane.infrastructure.postgres.array_literals import array_param
 
 _RUNTIME_ARRAY_CAST = re.compile(r"CAST\(\$\d+::\w+ AS [^)]*\[\]\)")
@@ -26,10 +26,12 @@ def _sql(statement: sa.ClauseElement) -> str:
 
 def _hot_statements() -> list[tuple[str, sa.ClauseElement]]:
     statements: list[tuple[str, sa.ClauseElement]] = [
-        (f"write_staged {mode.value}", bulk._statement("public", mode).statement) for mode in bulk.RunWrite
+        (f"write_staged {mode.value} notify={notify}", bulk._statement("public", mode, notify).statement)
+        for mode in bulk.RunWrite
+        for notify in (False, True)
     ]
     statements.append(("outbox completion", outbox._complete_statement("public").statement))
-    statements.append(("notify publish", notify_transport._PUBLISH))
+    statements.append(("notify publish", commit_wakeups.PUBLISH))
     for flags in itertools.product((False, True), repeat=5):
         shape = claims.ClaimShape(*flags)
         statements.append((f"claim {shape}", claims.claim_statement("public", shape)))

@@ -16,6 +16,8 @@ from runlane.domain.errors import RunlaneError, configuration_invalid
 from runlane.domain.ids import IdKind, as_id
 from runlane.domain.vocabulary import ErrorCode
 from runlane.infrastructure.postgres import postgres_notify_transport, postgres_storage
+from runlane.infrastructure.postgres.connection import resolve_connection
+from runlane.infrastructure.postgres.storage import PostgresStorage
 from runlane.ports.lane import Lane, create_lane
 
 POSTGRES_LANE_NAME = "postgres"
@@ -49,6 +51,7 @@ def create_postgres_lane(
     schema: str | None = None,
     name: str = POSTGRES_LANE_NAME,
     notify_options: Mapping[str, Any] | None = None,
+    wakeups_in_commit: bool = True,
     **storage_options: Any,
 ) -> Lane:
     """Postgres storage with LISTEN/NOTIFY wakeups as one production-durable lane.
@@ -58,6 +61,11 @@ def create_postgres_lane(
     ``health_check_interval``, ...). Both adapters use ``connection_string`` and ``schema``, so the
     wakeup channels belong to the storage's schema. Unknown options are ``configuration_invalid``;
     nothing connects until ``lane.start()``.
+
+    ``wakeups_in_commit`` (default on): an eager trigger's wakeup is sent by the trigger's own
+    commit, and its outbox row is written ``published``: one transaction per trigger instead of
+    three (commit, NOTIFY, completion). Off, wakeups go through the outbox and the transport as
+    on any other lane. See docs/postgres.md, "Wakeups".
     """
     try:
         as_id(IdKind.LANE, name, code=ErrorCode.CONFIGURATION_INVALID)
@@ -67,7 +75,14 @@ def create_postgres_lane(
         raise configuration_invalid("create_postgres_lane notify_options must be a mapping or None.")
     storage_kwargs = _check(storage_options, _STORAGE_OPTIONS, "storage")
     notify_kwargs = _check(notify_options or {}, _NOTIFY_OPTIONS, "notify")
-    storage = postgres_storage(connection_string=connection_string, schema=schema, **storage_kwargs)
+    if not isinstance(wakeups_in_commit, bool):
+        raise configuration_invalid("create_postgres_lane wakeups_in_commit must be a bool.")
+    # What ``postgres_storage(...)`` builds, plus the one option only this lane may set.
+    storage = PostgresStorage(
+        connection=resolve_connection(connection_string, schema),
+        wakeups_in_commit=wakeups_in_commit,
+        **storage_kwargs,
+    )
     # The storage's resolved URL and schema: a ``?schema=`` parameter counts for both adapters.
     transport = postgres_notify_transport(
         connection_string=storage.url, schema=storage.schema, **notify_kwargs

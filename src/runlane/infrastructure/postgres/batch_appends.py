@@ -61,11 +61,14 @@ def _keyed_create(command: AppendRunEvents) -> bool:
     )
 
 
-def plain_staged(command: AppendRunEvents) -> StagedWrite | None:
-    """The staged write when ``command`` can go set-based, ``None`` when it needs the full path."""
+def plain_staged(command: AppendRunEvents, *, notify: bool = False) -> StagedWrite | None:
+    """The staged write when ``command`` can go set-based, ``None`` when it needs the full path.
+
+    ``notify``: eager appends send their wakeups in their commit (``commit_wakeups``).
+    """
     if _keyed_create(command):
         return None
-    staged = stage_command(command)
+    staged = stage_command(command, notify=notify)
     if staged.is_create and command.events[0].type is not RunEventType.CREATED:
         raise invariant_violation("A new run's first event must be run.created.", run_id=command.run_id)
     if command.concurrency_limit is not None and staged.takes_lease:
@@ -104,19 +107,17 @@ async def _write_segment(
         if item.new.id not in won:
             results[p.index] = sequence_conflict(item.new.id, item.expected_sequence, actual.get(item.new.id))
         else:
-            results[p.index] = AppendRunEventsResult(
-                run=item.new,
-                events=item.records,
-                outbox_message_ids=item.outbox_message_ids,
-                claimed_outbox=item.claimed_outbox,
-            )
+            results[p.index] = item.result()
 
 
-async def _append_alone(conn: AsyncConnection, t: StorageTables, command: AppendRunEvents) -> Outcome:
-    """The single-append path inside a savepoint: a conflict undoes this item only."""
+async def _append_alone(
+    conn: AsyncConnection, t: StorageTables, command: AppendRunEvents, notify: bool
+) -> Outcome:
+    """The single-append path inside a savepoint: a conflict undoes this item only (and its
+    wakeups: Postgres drops the notifications of a rolled-back savepoint)."""
     try:
         async with conn.begin_nested():
-            return await runs.append_run_events(conn, t, command)
+            return await runs.append_run_events(conn, t, command, notify=notify)
     except runs.ConvergedOnOwner as converged:
         return AppendRunEventsResult(run=converged.owner, returned_existing=True)
     except RunlaneError as exc:
@@ -130,14 +131,14 @@ async def _append_alone(conn: AsyncConnection, t: StorageTables, command: Append
         raise
 
 
-def stage_all(command: AppendManyRunEvents) -> list[StagedWrite | None]:
+def stage_all(command: AppendManyRunEvents, *, notify: bool = False) -> list[StagedWrite | None]:
     """Every item's staged write (``None``: it needs the single-append path), before any write.
 
     An invalid plain item fails the call here; an invalid keyed item fails it inside the single
     append path, and the call's one transaction is rolled back, so nothing is written either way.
     """
     _check(command)
-    return [plain_staged(item) for item in command.commands]
+    return [plain_staged(item, notify=notify) for item in command.commands]
 
 
 def one_statement(plans: Sequence[StagedWrite | None]) -> list[StagedWrite] | None:
@@ -166,8 +167,10 @@ async def append_many_run_events(
     t: StorageTables,
     command: AppendManyRunEvents,
     plans: Sequence[StagedWrite | None],
+    *,
+    notify: bool = False,
 ) -> tuple[Outcome, ...]:
-    """``command`` in its transaction; ``plans`` are ``stage_all(command)``."""
+    """``command`` in its transaction; ``plans`` are ``stage_all(command, notify=notify)``."""
     results: list[Outcome | None] = [None] * len(plans)
     segment: list[_Plain] = []
     in_segment: set[str] = set()
@@ -182,7 +185,7 @@ async def append_many_run_events(
             segment.append(_Plain(index, staged))
             in_segment.add(item.run_id)
         else:
-            results[index] = await _append_alone(conn, t, item)
+            results[index] = await _append_alone(conn, t, item, notify)
     await _write_segment(conn, t, segment, results)
     assert all(result is not None for result in results)
     return tuple(result for result in results if result is not None)

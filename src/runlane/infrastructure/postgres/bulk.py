@@ -26,7 +26,7 @@ from sqlalchemy.types import TypeEngine
 
 from runlane.domain.errors import invariant_violation
 from runlane.domain.vocabulary import RUNNABLE_RUN_STATUSES
-from runlane.infrastructure.postgres import driver_statements
+from runlane.infrastructure.postgres import commit_wakeups, driver_statements
 from runlane.infrastructure.postgres.array_literals import (
     array_literal,
     array_param,
@@ -78,6 +78,7 @@ OUTBOX_COLUMNS = (
     "updated_at",
     "claim_token",
     "claimed_at",
+    "published_at",
 )
 _ENVIRONMENT = "w_environment"
 _EXPECTED = "w_expected"
@@ -216,7 +217,7 @@ class _Statement:
 
 
 def _children(
-    t: StorageTables, head: sa.CTE, events: Rows, outbox: Rows, *, ends_reservations: bool
+    t: StorageTables, head: sa.CTE, events: Rows, outbox: Rows, *, ends_reservations: bool, notify: bool
 ) -> list[sa.CTE]:
     won_events = events.source.join(head, head.c.id == events.source.c.run_id)
     insert_events = sa.insert(t.run_events).from_select(
@@ -230,7 +231,12 @@ def _children(
         .select_from(won_outbox)
         .order_by(outbox.source.c[_ORDINAL]),
     )
-    ctes = [insert_events.cte("w_events"), insert_outbox.cte("w_outbox")]
+    if notify:
+        insert_outbox = insert_outbox.returning(t.outbox_messages.c.id)
+    written_outbox = insert_outbox.cte("w_outbox")
+    ctes = [insert_events.cte("w_events"), written_outbox]
+    if notify:
+        ctes.append(commit_wakeups.notify_written(written_outbox))
     if ends_reservations:
         # A reservation ends when its run leaves the runnable statuses (ReserveDispatch).
         q = t.queue_reservations
@@ -250,8 +256,12 @@ def _children(
 
 
 @lru_cache(maxsize=64)
-def _statement(schema: str, mode: RunWrite) -> _Statement:
-    """Built once per (schema, mode): the same object, hence one compiled form, for every batch."""
+def _statement(schema: str, mode: RunWrite, notify: bool = False) -> _Statement:
+    """Built once per (schema, mode, notify): the same object, hence one compiled form, for every batch.
+
+    ``notify``: the statement also sends the wakeups of the outbox rows it writes ``published``
+    (``commit_wakeups``), only for the runs that won.
+    """
     t = build_tables(schema)
     r = t.runs
     events = Rows.of(t.run_events, "e", EVENT_COLUMNS)
@@ -282,8 +292,10 @@ def _statement(schema: str, mode: RunWrite) -> _Statement:
             .returning(r.c.id, r.c.status)
             .cte("w_runs")
         )
-    ctes = _children(t, head, events, outbox, ends_reservations=mode is RunWrite.UPDATE)
+    ctes = _children(t, head, events, outbox, ends_reservations=mode is RunWrite.UPDATE, notify=notify)
     statement = sa.select(head.c.id).add_cte(*ctes)
+    if notify:
+        statement = statement.where(commit_wakeups.evaluated(ctes[2]))
     return _Statement(statement=statement, runs=runs, events=events, outbox=outbox)
 
 
@@ -309,7 +321,8 @@ def staged_statement(
     ids = [item.new.id for item in staged]
     if len(set(ids)) != len(ids) or any(item.environment.name != environment for item in staged):
         raise invariant_violation("A set-based write needs distinct runs of one environment.")
-    built = _statement(schema, mode)
+    published = [row for item in staged for row in item.published_outbox]
+    built = _statement(schema, mode, bool(published))
     runs = [run_values(item.new) for item in staged]
     if mode is RunWrite.UPDATE:
         for row, item in zip(runs, staged, strict=True):
@@ -326,6 +339,8 @@ def staged_statement(
         **built.events.params(events),
         **built.outbox.params(outbox),
     }
+    if published:
+        params.update(commit_wakeups.notify_params(schema, published))
     return built.statement, params
 
 
@@ -379,6 +394,10 @@ async def write_children(conn: AsyncConnection, t: StorageTables, staged: Sequen
     outbox = [row for item in staged for row in item.outbox_rows]
     if outbox:
         await conn.execute(built.outbox, built.outbox_rows.params(outbox))
+    published = [row for item in staged for row in item.published_outbox]
+    if published:  # delivered when this transaction commits (``commit_wakeups``)
+        params = commit_wakeups.rows_publish_params(t.schema, published)
+        await driver_statements.execute(conn, commit_wakeups.PUBLISH, params)
     ended = [
         item.new.id for item in staged if not item.is_create and item.new.status not in RUNNABLE_RUN_STATUSES
     ]

@@ -31,7 +31,7 @@ from runlane.domain.queues import QueueDefinition
 from runlane.domain.values import OutboxFailureRecord
 from runlane.domain.vocabulary import ErrorCode
 from runlane.infrastructure.postgres import driver_statements
-from runlane.infrastructure.postgres.array_literals import array_literal, array_param
+from runlane.infrastructure.postgres.commit_wakeups import PUBLISH, publish_params
 from runlane.infrastructure.postgres.connection import ResolvedConnection, resolve_connection
 from runlane.infrastructure.postgres.errors import driver_detail, translate_error
 from runlane.infrastructure.postgres.liveness import SOCKET, PrePing, check_pre_ping, install_liveness_check
@@ -62,14 +62,6 @@ POSTGRES_NOTIFY_CAPABILITIES = TransportCapabilities(
 DEFAULT_NAME = "postgres-notify"
 
 _DB_ERRORS = (sa_exc.SQLAlchemyError, psycopg.Error, OSError)
-# One statement whatever the batch size: compiled once, prepared by psycopg after a few calls. Both
-# parameters are array literals (``array_literals``), typed when bound (``$n::text[]``).
-_NOTICES = (
-    sa.func.unnest(array_param("channels", sa.Text()), array_param("payloads", sa.Text()))
-    .table_valued(sa.column("channel", sa.Text()), sa.column("payload", sa.Text()))
-    .render_derived(name="n")
-)
-_PUBLISH = sa.select(sa.func.pg_notify(_NOTICES.c.channel, _NOTICES.c.payload)).select_from(_NOTICES)
 
 
 def _positive(value: object, name: str) -> float:
@@ -217,11 +209,7 @@ class PostgresNotifyTransport:
         if channels:
             try:
                 async with engine.connect() as conn:
-                    await driver_statements.execute(
-                        conn,
-                        _PUBLISH,
-                        {"channels": array_literal(channels), "payloads": array_literal(payloads)},
-                    )
+                    await driver_statements.execute(conn, PUBLISH, publish_params(channels, payloads))
             except _DB_ERRORS as exc:
                 raise RunlaneError(
                     ErrorCode.TRANSPORT_UNAVAILABLE,

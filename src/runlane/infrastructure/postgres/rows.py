@@ -75,6 +75,7 @@ def outbox_values(row: OutboxMessage) -> dict[str, Any]:
         "updated_at": row.updated_at,
         "claim_token": row.claim_token,
         "claimed_at": row.claimed_at,
+        "published_at": row.published_at,
     }
 
 

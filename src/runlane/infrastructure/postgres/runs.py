@@ -46,24 +46,22 @@ async def _current_sequence(
 
 
 async def append_run_events(
-    conn: AsyncConnection, t: StorageTables, command: AppendRunEvents
+    conn: AsyncConnection, t: StorageTables, command: AppendRunEvents, *, notify: bool = False
 ) -> AppendRunEventsResult:
+    """``notify``: an eager append sends its wakeups in this transaction (``commit_wakeups``)."""
     if command.expected_sequence == 0:
-        staged = await _create(conn, t, command)
+        staged = await _create(conn, t, command, notify)
     else:
-        staged = await _update(conn, t, command)
+        staged = await _update(conn, t, command, notify)
     if command.concurrency_limit is not None and staged.takes_lease:
         await _check_capacity(conn, t, staged, command.concurrency_limit, command)
     await write_children(conn, t, [staged])
-    return AppendRunEventsResult(
-        run=staged.new,
-        events=staged.records,
-        outbox_message_ids=staged.outbox_message_ids,
-        claimed_outbox=staged.claimed_outbox,
-    )
+    return staged.result()
 
 
-async def _create(conn: AsyncConnection, t: StorageTables, command: AppendRunEvents) -> StagedWrite:
+async def _create(
+    conn: AsyncConnection, t: StorageTables, command: AppendRunEvents, notify: bool
+) -> StagedWrite:
     env = command.environment.name
     created = command.events[0] if command.events else None
     if created is None or created.type is not RunEventType.CREATED:
@@ -80,7 +78,7 @@ async def _create(conn: AsyncConnection, t: StorageTables, command: AppendRunEve
         )
     if owner is not None:
         raise ConvergedOnOwner(owner)
-    staged = stage_command(command)
+    staged = stage_command(command, notify=notify)
     inserted = await conn.execute(
         pg_insert(t.runs).values(run_values(staged.new)).on_conflict_do_nothing().returning(t.runs.c.id)
     )
@@ -113,9 +111,11 @@ async def _create(conn: AsyncConnection, t: StorageTables, command: AppendRunEve
     return staged
 
 
-async def _update(conn: AsyncConnection, t: StorageTables, command: AppendRunEvents) -> StagedWrite:
+async def _update(
+    conn: AsyncConnection, t: StorageTables, command: AppendRunEvents, notify: bool
+) -> StagedWrite:
     env = command.environment.name
-    staged = stage_command(command)
+    staged = stage_command(command, notify=notify)
     r = t.runs
     values = run_values(staged.new)
     del values["environment"], values["id"]

@@ -106,12 +106,21 @@ class PostgresStorage:
         application_name: str = "runlane",
         connect_args: Mapping[str, Any] | None = None,
         synchronous_commit: str | None = None,
+        wakeups_in_commit: bool = False,
     ) -> None:
+        """``wakeups_in_commit``: eager appends send their own ``NOTIFY`` wakeups in their commit
+        (``commit_wakeups``). Only for a lane whose transport is the NOTIFY transport on this
+        database and schema: ``create_postgres_lane`` sets it. With any other transport the wakeups
+        would never reach it, so ``postgres_storage(...)`` does not offer it.
+        """
+        if not isinstance(wakeups_in_commit, bool):
+            raise configuration_invalid("wakeups_in_commit must be a bool.", field="wakeups_in_commit")
         if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
             raise configuration_invalid("pool_size must be a positive integer.", field="pool_size")
         if isinstance(max_overflow, bool) or not isinstance(max_overflow, int) or max_overflow < 0:
             raise configuration_invalid("max_overflow must be a non-negative integer.", field="max_overflow")
         self._connection = connection
+        self._notify = wakeups_in_commit
         self._synchronous_commit = check_synchronous_commit(synchronous_commit)
         self._tables = build_tables(connection.schema)
         self._socket_check = check_pre_ping(pool_pre_ping) == SOCKET
@@ -140,6 +149,11 @@ class PostgresStorage:
     def url(self) -> URL:
         """The connection URL as used (psycopg driver, ``?schema=`` removed)."""
         return self._connection.url
+
+    @property
+    def wakeups_in_commit(self) -> bool:
+        """Whether eager appends send their NOTIFY wakeups in their own commit (``commit_wakeups``)."""
+        return self._notify
 
     @property
     def tables(self) -> StorageTables:
@@ -243,12 +257,12 @@ class PostgresStorage:
 
     async def append_run_events(self, command: AppendRunEvents) -> AppendRunEventsResult:
         if command.transaction is None:
-            staged = batch_appends.plain_staged(command)
+            staged = batch_appends.plain_staged(command, notify=self._notify)
             if staged is not None:
                 return await self._append_plain(staged)
         try:
             async with self._transaction("append_run_events", command.transaction) as conn:
-                return await runs.append_run_events(conn, self._tables, command)
+                return await runs.append_run_events(conn, self._tables, command, notify=self._notify)
         except runs.ConvergedOnOwner as converged:
             return AppendRunEventsResult(run=converged.owner, returned_existing=True)
 
@@ -261,25 +275,22 @@ class PostgresStorage:
                 run_id = staged.new.id
                 actual = await bulk.current_sequences(conn, self._tables, staged.environment.name, [run_id])
                 raise sequence_conflict(run_id, staged.expected_sequence, actual.get(run_id))
-        return AppendRunEventsResult(
-            run=staged.new,
-            events=staged.records,
-            outbox_message_ids=staged.outbox_message_ids,
-            claimed_outbox=staged.claimed_outbox,
-        )
+        return staged.result()
 
     async def append_many_run_events(self, command: AppendManyRunEvents) -> AppendManyRunEventsResult:
         """One transaction, set-based where possible; conflicts are returned per item (``batch_appends``)."""
         if not command.commands:
             return AppendManyRunEventsResult(results=())
-        plans = batch_appends.stage_all(command)
+        plans = batch_appends.stage_all(command, notify=self._notify)
         single = batch_appends.one_statement(plans)
         if single is not None:
             async with self._connect("append_many_run_events", autocommit=True) as conn:
                 results = await batch_appends.write_one_statement(conn, self._tables, single)
         else:
             async with self._transaction("append_many_run_events") as conn:
-                results = await batch_appends.append_many_run_events(conn, self._tables, command, plans)
+                results = await batch_appends.append_many_run_events(
+                    conn, self._tables, command, plans, notify=self._notify
+                )
         return AppendManyRunEventsResult(results=results)
 
     async def claim_due_runs(self, command: ClaimDueRuns) -> tuple[ClaimedRun, ...]:

@@ -15,9 +15,10 @@ from runlane.domain.run_events import RunEvent, RunEventRecord
 from runlane.domain.run_record import RunRecord
 from runlane.domain.slot_init import slot_init
 from runlane.domain.values import Environment
-from runlane.domain.vocabulary import LEASED_RUN_STATUSES, RunEventType
+from runlane.domain.vocabulary import LEASED_RUN_STATUSES, OutboxMessageStatus, RunEventType
+from runlane.infrastructure.postgres.commit_wakeups import publish_due
 from runlane.infrastructure.postgres.rows import outbox_values
-from runlane.ports.storage_commands import AppendPlan, AppendRunEvents, OutboxMessage
+from runlane.ports.storage_commands import AppendPlan, AppendRunEvents, AppendRunEventsResult, OutboxMessage
 from runlane.ports.storage_rules import append_records, derived_outbox
 
 
@@ -62,6 +63,25 @@ class StagedWrite:
         return tuple(row for row in self.outbox if row.claim_token is not None)
 
     @property
+    def published_outbox(self) -> tuple[OutboxMessage, ...]:
+        """The rows written published, whose wakeups this write's commit sends (``commit_wakeups``)."""
+        if not self.outbox:
+            return ()
+        return tuple(row for row in self.outbox if row.status is OutboxMessageStatus.PUBLISHED)
+
+    def result(self) -> AppendRunEventsResult:
+        """What the append returns once this write committed."""
+        if not self.outbox:
+            return AppendRunEventsResult(run=self.new, events=self.records)
+        return AppendRunEventsResult(
+            run=self.new,
+            events=self.records,
+            outbox_message_ids=self.outbox_message_ids,
+            claimed_outbox=self.claimed_outbox,
+            published_outbox=self.published_outbox,
+        )
+
+    @property
     def outbox_rows(self) -> list[dict[str, Any]]:
         return [outbox_values(row) for row in self.outbox]
 
@@ -76,26 +96,35 @@ def stage(
     run: RunRecord,
     now: datetime,
     claim_outbox: bool = False,
+    notify: bool = False,
 ) -> StagedWrite:
     """Check the command's shape and assign event identities (storage never re-runs the reducer).
 
-    ``claim_outbox``: due outbox rows are written claimed (``AppendRunEvents.claim_outbox``).
+    ``claim_outbox``: due outbox rows are written claimed (``AppendRunEvents.claim_outbox``), or,
+    with ``notify``, published by this write's commit (``commit_wakeups``).
     """
     records = append_records(
         environment, run_id=run_id, expected_sequence=expected_sequence, events=events, run=run
     )
+    if claim_outbox and notify:
+        outbox = publish_due(derived_outbox(environment, records, now), now)
+    else:
+        outbox = derived_outbox(environment, records, now, claim=claim_outbox)
     return StagedWrite(
         environment=environment,
         old=old,
         expected_sequence=expected_sequence,
         new=run,
         records=records,
-        outbox=derived_outbox(environment, records, now, claim=claim_outbox),
+        outbox=outbox,
     )
 
 
-def stage_command(command: AppendRunEvents) -> StagedWrite:
-    """``stage`` of an ``AppendRunEvents`` (plain appends, creates and batched items alike)."""
+def stage_command(command: AppendRunEvents, *, notify: bool = False) -> StagedWrite:
+    """``stage`` of an ``AppendRunEvents`` (plain appends, creates and batched items alike).
+
+    ``notify``: the storage publishes eager appends' wakeups in their commit (``commit_wakeups``).
+    """
     return stage(
         command.environment,
         run_id=command.run_id,
@@ -105,6 +134,7 @@ def stage_command(command: AppendRunEvents) -> StagedWrite:
         run=command.run,
         now=command.now,
         claim_outbox=command.claim_outbox,
+        notify=notify,
     )
 
 

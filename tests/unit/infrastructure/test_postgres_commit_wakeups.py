@@ -1,0 +1,68 @@
+"""Which outbox rows an eager append on the Postgres lane writes published, and what it NOTIFYs."""
+
+from datetime import UTC, datetime, timedelta
+
+from runlane.domain.values import DeliveryMessage, Environment
+from runlane.domain.vocabulary import OutboxMessageStatus
+from runlane.infrastructure.postgres.array_literals import array_literal
+from runlane.infrastructure.postgres.commit_wakeups import notify_params, publish_due, rows_publish_params
+from runlane.infrastructure.postgres.wakeup_channels import (
+    MAX_PAYLOAD_BYTES,
+    all_queues_channel,
+    encode_wakeup,
+    queue_channel,
+)
+from runlane.ports.storage_commands import OutboxMessage
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+ENV = Environment("production")
+
+
+def _row(row_id: str, *, queue: str = "emails", available_at: datetime = NOW) -> OutboxMessage:
+    return OutboxMessage(
+        id=row_id,
+        environment=ENV,
+        run_id=f"run_{row_id}",
+        queue=queue,
+        message=DeliveryMessage(environment=ENV, run_id=f"run_{row_id}", queue=queue, requested_at=NOW),
+        status=OutboxMessageStatus.PENDING,
+        attempts=0,
+        available_at=available_at,
+        created_at=NOW,
+        updated_at=NOW,
+    )
+
+
+def test_due_rows_are_published_later_ones_stay_pending_and_unsendable_ones_are_claimed() -> None:
+    later = NOW + timedelta(minutes=5)
+    huge_queue = "q" * MAX_PAYLOAD_BYTES  # a valid queue name whose wakeup no NOTIFY can carry
+    due, delayed, too_long = publish_due(
+        [_row("o1"), _row("o2", available_at=later), _row("o3", queue=huge_queue)], NOW
+    )
+    assert (due.status, due.attempts, due.published_at, due.updated_at) == (
+        OutboxMessageStatus.PUBLISHED,
+        1,
+        NOW,
+        NOW,
+    )
+    assert (due.claim_token, due.claimed_at) == (None, None)
+    assert delayed == _row("o2", available_at=later)
+    assert (too_long.status, too_long.attempts, too_long.claimed_at) == (OutboxMessageStatus.CLAIMED, 1, NOW)
+    assert too_long.claim_token is not None  # the transport gets it, and fails it, as without this
+
+
+def test_each_published_row_is_sent_on_its_queue_channel_and_the_schema_channel() -> None:
+    rows = [_row("o1"), _row("o2", queue="reports")]
+    payloads = [encode_wakeup(row.message) for row in rows]
+    every = all_queues_channel("tenant")
+    channels = [queue_channel("tenant", "emails"), every, queue_channel("tenant", "reports"), every]
+    sent = [payloads[0], payloads[0], payloads[1], payloads[1]]
+    assert notify_params("tenant", rows) == {
+        "n_outbox_ids": array_literal(["o1", "o1", "o2", "o2"]),
+        "n_channels": array_literal(channels),
+        "n_payloads": array_literal(sent),
+    }
+    assert rows_publish_params("tenant", rows) == {
+        "n_channels": array_literal(channels),
+        "n_payloads": array_literal(sent),
+    }
