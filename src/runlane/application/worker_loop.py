@@ -53,6 +53,9 @@ class WorkerHandle:
         self._options = options
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
+        # Set while the fetch loop waits for a slot to free (or, draining, for the last attempts):
+        # only then does a finishing attempt need to wake it (see ``_finished``).
+        self._slot_wait = False
         self._in_flight: set[asyncio.Task[None]] = set()
         self.shutdown_signal = AbortSignal()
         self.executed = 0
@@ -122,7 +125,7 @@ class WorkerHandle:
             self._wake.clear()
             free = self.concurrency - len(self._in_flight)
             if free <= 0:
-                await self._wait(self._poll)  # a finishing attempt wakes us sooner
+                await self._wait_for_slot()  # a finishing attempt wakes us sooner
                 continue
             try:
                 claimed = await claim_runs(
@@ -141,7 +144,7 @@ class WorkerHandle:
             if self.mode is WorkerMode.DRAIN and not claimed:
                 if not self._in_flight:
                     return
-                await self._wait(self._poll)  # an attempt may release or retry into due work
+                await self._wait_for_slot()  # an attempt may release or retry into due work
                 continue
             # A partial batch usually means nothing else is due, but a claim also stops short after
             # skipping locked runs or busy partitions: look once more at once. An empty claim waits
@@ -154,13 +157,19 @@ class WorkerHandle:
         task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
+        """A freed slot matters only to a loop that waits for one. Waking the loop on every finish
+        made it claim again for nothing after each attempt (an empty claim is three round trips),
+        and a wakeup arriving meanwhile waited for that claim to end."""
         self._in_flight.discard(task)
-        self._wake.set()
+        if self._slot_wait:
+            self._wake.set()
 
     async def _execute(self, run: RunRecord) -> None:
         try:
-            await execute_attempt(self._ctx, run, self._options, shutdown=self.shutdown_signal)
+            after = await execute_attempt(self._ctx, run, self._options, shutdown=self.shutdown_signal)
             self.executed += 1
+            if after.is_due(self._ctx.now()):  # released or retried into work that is due now
+                self._wake.set()
         except Exception as exc:  # outcome write failed: the lease expires and tick recovers it
             self._ctx.log(
                 logging.ERROR, "attempt outcome not recorded", run_id=run.id, error=type(exc).__name__
@@ -172,6 +181,13 @@ class WorkerHandle:
         """
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
+    async def _wait_for_slot(self) -> None:
+        self._slot_wait = True
+        try:
+            await self._wait(self._poll)
+        finally:
+            self._slot_wait = False
 
     async def _wait(self, seconds: float) -> None:
         """Until a slot frees, a wakeup arrives, stop is called, or ``seconds`` pass."""

@@ -17,7 +17,7 @@ from runlane.domain.errors import is_conflict
 from runlane.domain.vocabulary import ErrorCode
 from runlane.infrastructure.memory import create_local_storage, create_local_transport
 from runlane.ports.storage_commands import AppendRunEvents
-from runlane.testing import ControlledClock
+from runlane.testing import ControlledClock, wait_for_condition, wait_for_run_status
 from tests.unit.application.support import (
     DEFAULT_QUEUE,
     CapabilityStorage,
@@ -189,3 +189,59 @@ async def test_poll_worker_wakes_on_wakeup_instead_of_waiting_the_poll_interval(
         await worker.stop()
         assert transport.listeners == []  # the subscription is closed with the worker
         assert isinstance(transport.inner.published[0], DeliveryMessage)
+
+
+def _recorded_local_lane() -> tuple[CapabilityStorage, Any]:
+    storage = CapabilityStorage(create_local_storage())
+    return storage, create_lane(storage=storage, transport=create_local_transport(), name="local")
+
+
+async def test_a_finished_attempt_does_not_make_an_idle_poll_worker_claim_again(
+    clock: ControlledClock,
+) -> None:
+    """Only a loop waiting for a slot needs a finishing attempt's wakeup; anything else was a
+    wasted claim that a real wakeup then had to wait behind."""
+    storage, lane = _recorded_local_lane()
+    harness = Harness(clock)
+    release = asyncio.Event()
+
+    async def held(payload: Any, context: Any) -> None:
+        await release.wait()
+
+    runtime = harness.runtime([task("t", run=held)], lane=lane)
+    try:
+        worker = runtime.worker(poll_interval="1h", concurrency=5)
+        await wait_for_condition(lambda: storage.calls.count("claim_due_runs") >= 1, timeout=5)
+        storage.calls.clear()
+        created = await runtime.trigger(runtime.tasks.t, {})  # eager: its wakeup reaches the worker
+        # The woken claim takes the run (one of five slots) and looks once more at once.
+        await wait_for_condition(lambda: storage.calls.count("claim_due_runs") >= 2, timeout=5)
+        release.set()
+        await wait_for_run_status(runtime, created.run.id, RunStatus.SUCCEEDED, timeout=5)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert storage.calls.count("claim_due_runs") == 2
+        await worker.stop()
+    finally:
+        await harness.close()
+
+
+async def test_an_attempt_released_into_due_work_is_claimed_again_at_once(clock: ControlledClock) -> None:
+    _, lane = _recorded_local_lane()
+    harness = Harness(clock)
+    attempts: list[int] = []
+
+    async def polling(payload: Any, context: Any) -> Any:
+        attempts.append(context.attempt)
+        return context.release(clock.now(), reason="not_ready") if len(attempts) < 3 else None
+
+    runtime = harness.runtime([task("t", run=polling)], lane=lane)
+    try:
+        worker = runtime.worker(poll_interval="1h", concurrency=5)
+        created = await runtime.trigger(runtime.tasks.t, {})
+        # No wakeup and no poll within the hour: the worker itself notices the run is due again.
+        await wait_for_run_status(runtime, created.run.id, RunStatus.SUCCEEDED, timeout=5)
+        assert len(attempts) == 3
+        await worker.stop()
+    finally:
+        await harness.close()
