@@ -74,7 +74,7 @@ async def publish_created(
     does not honour ``claim_outbox`` leaves them pending instead; those are claimed here by id, as
     before the flag existed, so eager dispatch never silently turns into "wait for tick".
     """
-    in_commit = _already_published(results)
+    in_commit = already_published(results)
     claimed = tuple(row for result in results for row in result.claimed_outbox)
     pending = tuple(
         row_id
@@ -88,7 +88,8 @@ async def publish_created(
     return _merged(reports)
 
 
-def _already_published(results: Sequence[AppendRunEventsResult]) -> DispatchReport:
+def already_published(results: Sequence[AppendRunEventsResult]) -> DispatchReport:
+    """The wakeups storage sent (or will send) with the appends' own commit: nothing to publish."""
     rows = [row for result in results for row in result.published_outbox]
     if not rows:
         return DispatchReport()

@@ -213,7 +213,8 @@ class Runlane:
         """Persist a run (and its outbox row) atomically; with eager dispatch publish its wakeup now.
 
         ``connection``: a caller's transaction handle (Postgres ``AsyncConnection``); the run then
-        exists only if the caller commits, and its wakeup is published by ``tick``.
+        exists only if the caller commits. On ``create_postgres_lane`` its wakeup is sent by that
+        commit (and a rollback sends nothing); on other lanes ``tick`` publishes it afterwards.
         """
         _reject_unknown("trigger", unknown)
         await self._ensure_started()

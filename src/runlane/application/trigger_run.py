@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from runlane.application.dispatch import publish_created
+from runlane.application.dispatch import already_published, publish_created
 from runlane.application.run_writes import append_command, append_events, delivery_event
 from runlane.application.runtime_context import RuntimeContext
 from runlane.application.task_definition import TaskDefinition, resolve_key
@@ -211,8 +211,7 @@ async def trigger_run(
     now = ctx.now()
     mode = dispatch or ctx.dispatch
     creation = prepare_creation(ctx, handle, payload, now=now, **options)
-    # Inside a caller's transaction the row is not visible until they commit: tick publishes it then.
-    eager = mode is TriggerDispatchMode.EAGER and connection is None
+    eager = mode is TriggerDispatchMode.EAGER
     result = await persist_creation(ctx, creation, now=now, transaction=connection, claim_outbox=eager)
     if result.returned_existing:
         ctx.log(20, "trigger returned existing run", run_id=result.run.id, task_id=result.run.task_id)
@@ -220,7 +219,12 @@ async def trigger_run(
     ctx.log(20, "run created", run_id=result.run.id, task_id=result.run.task_id, queue=result.run.queue)
     if not eager or not result.outbox_message_ids:
         return TriggerRunResult(run=result.run, outcome=TriggerOutcomeType.CREATED)
-    report = await publish_created(ctx, (result,), now=now)
+    if connection is not None:
+        # The row is invisible until the caller commits: only wakeups that commit sends exist
+        # (Postgres lane); otherwise ``tick`` publishes the row once it is committed.
+        report = already_published((result,))
+    else:
+        report = await publish_created(ctx, (result,), now=now)
     return TriggerRunResult(
         run=result.run, outcome=TriggerOutcomeType.CREATED, published=report.published, failed=report.failed
     )

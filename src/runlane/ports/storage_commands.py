@@ -50,6 +50,10 @@ class AppendRunEvents:
     wakeups are delivered exactly when the write commits (and never when it does not), and they
     come back in ``AppendRunEventsResult.published_outbox``: the publisher has nothing left to do
     for them. Rows it cannot publish that way stay in ``claimed_outbox``.
+
+    With ``transaction`` nobody may publish before the caller commits, so ``claim_outbox`` then
+    asks only for wakeups sent by that commit: a storage that cannot send them writes the rows
+    ``pending`` (``tick`` publishes them once they are visible), never claimed.
     """
 
     environment: Environment

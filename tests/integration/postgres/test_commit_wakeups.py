@@ -132,6 +132,32 @@ async def test_batched_and_keyed_triggers_publish_in_their_commit_too(setup: Set
     assert sorted(m.run_id for m in setup.every.messages) == sorted(ids)  # once each
 
 
+async def test_a_trigger_in_the_callers_transaction_wakes_listeners_when_the_caller_commits(
+    setup: Setup,
+) -> None:
+    async with setup.storage.engine.connect() as conn:
+        await conn.begin()
+        inside = await setup.runtime.trigger("emails.send", {}, connection=conn)
+        assert [o.published_at for o in inside.published] == [NOW]
+        assert await setup.rows(inside.run.id) == []  # invisible to others until the commit
+        assert not await setup.every.wait_for(_heard(setup.every, {inside.run.id}), 0.5)
+        await conn.commit()
+    assert await setup.every.wait_for(_heard(setup.every, {inside.run.id}), WAIT)
+    (row,) = await setup.rows(inside.run.id)
+    assert (row.status, row.attempts, row.claim_token) == (OutboxMessageStatus.PUBLISHED, 1, None)
+
+
+async def test_a_rolled_back_callers_transaction_wakes_nobody(setup: Setup) -> None:
+    async with setup.storage.engine.connect() as conn:
+        await conn.begin()
+        gone = await setup.runtime.trigger("emails.keyed", {"key": "k"}, connection=conn)
+        await conn.rollback()
+    marker = await setup.runtime.trigger("emails.send", {})
+    assert await setup.every.wait_for(_heard(setup.every, {marker.run.id}), WAIT)
+    assert [m.run_id for m in setup.every.messages] == [marker.run.id]
+    assert await setup.runtime.runs.get(gone.run.id) is None
+
+
 async def test_without_in_commit_wakeups_the_outbox_and_the_transport_publish(
     pg_cluster: PostgresCluster, lane_schema: str
 ) -> None:
@@ -144,6 +170,16 @@ async def test_without_in_commit_wakeups_the_outbox_and_the_transport_publish(
         assert row.status is OutboxMessageStatus.PUBLISHED
         assert row.claim_token is not None  # it went through a publisher's claim
         assert await setup.every.wait_for(_heard(setup.every, {triggered.run.id}), WAIT)
+        # Inside a caller's transaction nothing may be published before the commit: the row
+        # stays pending, and tick publishes it once it is visible.
+        async with setup.storage.engine.connect() as conn, conn.begin():
+            inside = await setup.runtime.trigger("emails.send", {}, connection=conn)
+        assert inside.published == ()
+        (pending,) = await setup.rows(inside.run.id)
+        assert pending.status is OutboxMessageStatus.PENDING
+        assert not await setup.every.wait_for(_heard(setup.every, {inside.run.id}), 0.3)
+        assert (await setup.runtime.tick()).published_wakeups == 1
+        assert await setup.every.wait_for(_heard(setup.every, {inside.run.id}), WAIT)
 
 
 def test_the_lane_option_must_be_a_bool() -> None:

@@ -1,5 +1,6 @@
 """The in-memory storage passes the storage conformance suite, plus what only it promises."""
 
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 
@@ -8,14 +9,14 @@ import pytest
 from runlane.domain.errors import RunlaneError
 from runlane.domain.pages import PaginationParams
 from runlane.domain.values import Environment
-from runlane.domain.vocabulary import ErrorCode, RunStatus
+from runlane.domain.vocabulary import ErrorCode, OutboxMessageStatus, RunStatus
 from runlane.infrastructure.memory import InMemoryStorage, create_local_storage
 from runlane.ports.storage import StorageAdapter
 from runlane.ports.storage_commands import ClaimDueRuns, GetRun, ListOutboxMessages, ListRuns, RunFilter
 from runlane.testing import StorageConformance, create_controlled_clock
 from runlane.testing.conformance.storage_kit import StorageKit
 from runlane.testing.fixtures import append_queued_run
-from runlane.testing.run_builders import lease_claimed_event, plan_for
+from runlane.testing.run_builders import create_queued_run_data, lease_claimed_event, plan_for
 
 
 class TestInMemoryStorage(StorageConformance):
@@ -121,3 +122,24 @@ async def test_thousands_of_runs_stay_fast() -> None:
     assert claimed == 5_000
     assert len(await kit.all_runs()) == 5_000
     assert time.perf_counter() - started < 30
+
+
+async def test_an_append_in_a_callers_transaction_never_writes_its_rows_claimed() -> None:
+    """Nobody may publish before the caller commits: ``claim_outbox`` then leaves rows pending."""
+    storage = create_local_storage()
+    clock = create_controlled_clock()
+    environment = Environment("tx")
+    for transaction, expected in (
+        (object(), OutboxMessageStatus.PENDING),
+        (None, OutboxMessageStatus.CLAIMED),
+    ):
+        data = create_queued_run_data(f"run_{expected.value}", now=clock.now(), environment=environment)
+        command = dataclasses.replace(
+            data.append_command(clock.now()), claim_outbox=True, transaction=transaction
+        )
+        result = await storage.append_run_events(command)
+        rows = await storage.list_outbox_messages(
+            ListOutboxMessages(environment=environment, run_id=data.run.id, limit=5)
+        )
+        assert [row.status for row in rows] == [expected]
+        assert len(result.claimed_outbox) == (expected is OutboxMessageStatus.CLAIMED)

@@ -150,7 +150,8 @@ class InMemoryStorage:
                 run=command.run,
                 now=command.now,
                 occurrence=occurrence,
-                claim_outbox=command.claim_outbox,
+                # A caller's transaction: nobody may publish before it commits (AppendRunEvents).
+                claim_outbox=command.claim_outbox and command.transaction is None,
             )
             if (
                 command.concurrency_limit is not None

@@ -133,7 +133,8 @@ def stage_command(command: AppendRunEvents, *, notify: bool = False) -> StagedWr
         events=command.events,
         run=command.run,
         now=command.now,
-        claim_outbox=command.claim_outbox,
+        # Inside a caller's transaction only its commit may send wakeups (AppendRunEvents).
+        claim_outbox=command.claim_outbox and (notify or command.transaction is None),
         notify=notify,
     )
 
