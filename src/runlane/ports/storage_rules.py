@@ -8,7 +8,7 @@ and sequence conflicts are decided here too. The in-memory and Postgres adapters
 so they cannot drift apart.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -24,7 +24,7 @@ from runlane.domain.vocabulary import (
     RunEventType,
     StorageConflictKind,
 )
-from runlane.ports.storage_commands import HeartbeatRunLease, OutboxMessage
+from runlane.ports.storage_commands import AppendRunEvents, HeartbeatRunLease, OutboxMessage
 
 
 def append_records(
@@ -92,18 +92,43 @@ def _derived_row(environment: Environment, record: RunEventRecord, now: datetime
 
 
 def derived_outbox(
-    environment: Environment, records: Sequence[RunEventRecord], now: datetime, *, claim: bool = False
+    environment: Environment,
+    records: Sequence[RunEventRecord],
+    now: datetime,
+    *,
+    claim: bool = False,
+    sends_in_commit: Callable[[OutboxMessage], bool] | None = None,
 ) -> tuple[OutboxMessage, ...]:
-    """Every outbox row ``records`` derive; with ``claim`` the due ones already claimed
-    (``AppendRunEvents.claim_outbox``)."""
+    """Every outbox row ``records`` derive; with ``claim`` the due ones written for eager dispatch
+    (``AppendRunEvents.claim_outbox``): already published when the storage sends their wakeups in
+    this write's commit (``sends_in_commit`` accepts the row), otherwise already claimed."""
     rows = [
         _derived_row(environment, record, now)
         for record in records
         if record.type is RunEventType.DELIVERY_REQUESTED
     ]
     if claim:
-        rows = [row.claimed_at_append(now) if row.available_at <= now else row for row in rows]
+        rows = [_eager(row, now, sends_in_commit) for row in rows]
     return tuple(rows)
+
+
+def _eager(
+    row: OutboxMessage, now: datetime, sends_in_commit: Callable[[OutboxMessage], bool] | None
+) -> OutboxMessage:
+    if row.available_at > now:
+        return row  # not due: ``tick`` publishes it when it is
+    if sends_in_commit is not None and sends_in_commit(row):
+        return row.published_at_append(now)
+    return row.claimed_at_append(now)
+
+
+def claims_outbox(command: AppendRunEvents, *, sends_in_commit: bool) -> bool:
+    """Whether ``command`` writes its due outbox rows for eager dispatch (``claim_outbox``).
+
+    Inside a caller's transaction nobody may publish before it commits: only a storage that sends
+    the wakeups with that commit may honour the flag there; any other leaves the rows pending.
+    """
+    return command.claim_outbox and (sends_in_commit or command.transaction is None)
 
 
 def sequence_conflict(run_id: str, expected: int, actual: int | None) -> RunlaneError:

@@ -65,7 +65,7 @@ from runlane.ports.storage_commands import (
     ResetIdempotencyKey,
     ScheduleOccurrenceClaim,
 )
-from runlane.ports.storage_rules import check_limit, heartbeated, sequence_conflict
+from runlane.ports.storage_rules import check_limit, claims_outbox, heartbeated, sequence_conflict
 
 LOCAL_STORAGE_CAPABILITIES = StorageCapabilities(
     claims_schedule_occurrences=True,
@@ -150,8 +150,7 @@ class InMemoryStorage:
                 run=command.run,
                 now=command.now,
                 occurrence=occurrence,
-                # A caller's transaction: nobody may publish before it commits (AppendRunEvents).
-                claim_outbox=command.claim_outbox and command.transaction is None,
+                claim_outbox=claims_outbox(command, sends_in_commit=False),
             )
             if (
                 command.concurrency_limit is not None

@@ -15,7 +15,6 @@ A row whose wakeup does not fit a NOTIFY payload (``wakeup_channels.encode_wakeu
 """
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,17 +37,9 @@ _NOTICES = (
 PUBLISH = sa.select(sa.func.pg_notify(_NOTICES.c.channel, _NOTICES.c.payload)).select_from(_NOTICES)
 
 
-def publish_due(rows: Sequence[OutboxMessage], now: datetime) -> tuple[OutboxMessage, ...]:
-    """Freshly derived rows as an eager append that notifies in its commit writes them."""
-    staged: list[OutboxMessage] = []
-    for row in rows:
-        if row.available_at > now:
-            staged.append(row)
-        elif encode_wakeup(row.message) is None:
-            staged.append(row.claimed_at_append(now))
-        else:
-            staged.append(row.published_at_append(now))
-    return tuple(staged)
+def fits_notify(row: OutboxMessage) -> bool:
+    """Whether ``row``'s wakeup fits a NOTIFY payload, so the append's commit can send it."""
+    return encode_wakeup(row.message) is not None
 
 
 def _pairs(schema: str, rows: Sequence[OutboxMessage]) -> tuple[list[str], list[str], list[str]]:
@@ -59,7 +50,7 @@ def _pairs(schema: str, rows: Sequence[OutboxMessage]) -> tuple[list[str], list[
     payloads: list[str] = []
     for row in rows:
         payload = encode_wakeup(row.message)
-        if payload is None:  # ``publish_due`` wrote such a row claimed, not published
+        if payload is None:  # such a row was written claimed, not published (``fits_notify``)
             continue
         ids += (row.id, row.id)
         channels += (queue_channel(schema, row.queue), everything)

@@ -16,10 +16,10 @@ from runlane.domain.run_record import RunRecord
 from runlane.domain.slot_init import slot_init
 from runlane.domain.values import Environment
 from runlane.domain.vocabulary import LEASED_RUN_STATUSES, OutboxMessageStatus, RunEventType
-from runlane.infrastructure.postgres.commit_wakeups import publish_due
+from runlane.infrastructure.postgres.commit_wakeups import fits_notify
 from runlane.infrastructure.postgres.rows import outbox_values
 from runlane.ports.storage_commands import AppendPlan, AppendRunEvents, AppendRunEventsResult, OutboxMessage
-from runlane.ports.storage_rules import append_records, derived_outbox
+from runlane.ports.storage_rules import append_records, claims_outbox, derived_outbox
 
 
 @slot_init
@@ -71,8 +71,6 @@ class StagedWrite:
 
     def result(self) -> AppendRunEventsResult:
         """What the append returns once this write committed."""
-        if not self.outbox:
-            return AppendRunEventsResult(run=self.new, events=self.records)
         return AppendRunEventsResult(
             run=self.new,
             events=self.records,
@@ -106,10 +104,9 @@ def stage(
     records = append_records(
         environment, run_id=run_id, expected_sequence=expected_sequence, events=events, run=run
     )
-    if claim_outbox and notify:
-        outbox = publish_due(derived_outbox(environment, records, now), now)
-    else:
-        outbox = derived_outbox(environment, records, now, claim=claim_outbox)
+    outbox = derived_outbox(
+        environment, records, now, claim=claim_outbox, sends_in_commit=fits_notify if notify else None
+    )
     return StagedWrite(
         environment=environment,
         old=old,
@@ -133,8 +130,7 @@ def stage_command(command: AppendRunEvents, *, notify: bool = False) -> StagedWr
         events=command.events,
         run=command.run,
         now=command.now,
-        # Inside a caller's transaction only its commit may send wakeups (AppendRunEvents).
-        claim_outbox=command.claim_outbox and (notify or command.transaction is None),
+        claim_outbox=claims_outbox(command, sends_in_commit=notify),
         notify=notify,
     )
 
