@@ -218,7 +218,8 @@ class _Statement:
 
 def _children(
     t: StorageTables, head: sa.CTE, events: Rows, outbox: Rows, *, ends_reservations: bool, notify: bool
-) -> list[sa.CTE]:
+) -> tuple[list[sa.CTE], sa.ColumnElement[bool] | None]:
+    """The CTEs written for the runs ``head`` won, and (``notify``) the filter that runs the NOTIFY."""
     won_events = events.source.join(head, head.c.id == events.source.c.run_id)
     insert_events = sa.insert(t.run_events).from_select(
         list(EVENT_COLUMNS),
@@ -231,12 +232,15 @@ def _children(
         .select_from(won_outbox)
         .order_by(outbox.source.c[_ORDINAL]),
     )
+    gate: sa.ColumnElement[bool] | None = None
     if notify:
         insert_outbox = insert_outbox.returning(t.outbox_messages.c.id)
     written_outbox = insert_outbox.cte("w_outbox")
     ctes = [insert_events.cte("w_events"), written_outbox]
     if notify:
-        ctes.append(commit_wakeups.notify_written(written_outbox))
+        notices = commit_wakeups.notify_written(written_outbox)
+        ctes.append(notices)
+        gate = commit_wakeups.evaluated(notices)
     if ends_reservations:
         # A reservation ends when its run leaves the runnable statuses (ReserveDispatch).
         q = t.queue_reservations
@@ -252,7 +256,7 @@ def _children(
             .cte("w_reservations")
         )
         ctes.append(ended)
-    return ctes
+    return ctes, gate
 
 
 @lru_cache(maxsize=64)
@@ -292,10 +296,10 @@ def _statement(schema: str, mode: RunWrite, notify: bool = False) -> _Statement:
             .returning(r.c.id, r.c.status)
             .cte("w_runs")
         )
-    ctes = _children(t, head, events, outbox, ends_reservations=mode is RunWrite.UPDATE, notify=notify)
+    ctes, gate = _children(t, head, events, outbox, ends_reservations=mode is RunWrite.UPDATE, notify=notify)
     statement = sa.select(head.c.id).add_cte(*ctes)
-    if notify:
-        statement = statement.where(commit_wakeups.evaluated(ctes[2]))
+    if gate is not None:
+        statement = statement.where(gate)
     return _Statement(statement=statement, runs=runs, events=events, outbox=outbox)
 
 
