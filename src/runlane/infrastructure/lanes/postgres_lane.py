@@ -75,9 +75,8 @@ def create_postgres_lane(
         raise configuration_invalid("create_postgres_lane notify_options must be a mapping or None.")
     storage_kwargs = _check(storage_options, _STORAGE_OPTIONS, "storage")
     notify_kwargs = _check(notify_options or {}, _NOTIFY_OPTIONS, "notify")
-    if not isinstance(wakeups_in_commit, bool):
-        raise configuration_invalid("create_postgres_lane wakeups_in_commit must be a bool.")
-    # What ``postgres_storage(...)`` builds, plus the one option only this lane may set.
+    # What ``postgres_storage(...)`` builds, plus the one option only this lane may set (the
+    # storage validates it like its other options).
     storage = PostgresStorage(
         connection=resolve_connection(connection_string, schema),
         wakeups_in_commit=wakeups_in_commit,
