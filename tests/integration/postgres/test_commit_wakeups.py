@@ -8,6 +8,7 @@ runs that committed. Everything runs on the real server; listeners are real LIST
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,6 +48,7 @@ class Setup:
         return list(await self.storage.list_outbox_messages(query))
 
 
+@asynccontextmanager
 async def _setup(dsn: str, schema: str, *, in_commit: bool) -> AsyncIterator[Setup]:
     lane = create_postgres_lane(connection_string=dsn, schema=schema, wakeups_in_commit=in_commit)
     emails = queue("emails", default=True)
@@ -67,7 +69,7 @@ async def _setup(dsn: str, schema: str, *, in_commit: bool) -> AsyncIterator[Set
 
 @pytest.fixture
 async def setup(pg_cluster: PostgresCluster, lane_schema: str) -> AsyncIterator[Setup]:
-    async for value in _setup(pg_cluster.dsn, lane_schema, in_commit=True):
+    async with _setup(pg_cluster.dsn, lane_schema, in_commit=True) as value:
         yield value
 
 
@@ -161,7 +163,7 @@ async def test_a_rolled_back_callers_transaction_wakes_nobody(setup: Setup) -> N
 async def test_without_in_commit_wakeups_the_outbox_and_the_transport_publish(
     pg_cluster: PostgresCluster, lane_schema: str
 ) -> None:
-    async for setup in _setup(pg_cluster.dsn, lane_schema, in_commit=False):
+    async with _setup(pg_cluster.dsn, lane_schema, in_commit=False) as setup:
         assert setup.storage.wakeups_in_commit is False
         with recorded_statements(setup.storage.engine) as sent:
             triggered = await setup.runtime.trigger("emails.send", {})
