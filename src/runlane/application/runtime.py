@@ -214,7 +214,8 @@ class Runlane:
 
         ``connection``: a caller's transaction handle (Postgres ``AsyncConnection``); the run then
         exists only if the caller commits. On ``create_postgres_lane`` its wakeup is sent by that
-        commit (and a rollback sends nothing); on other lanes ``tick`` publishes it afterwards.
+        commit (and a rollback sends nothing); on other lanes ``tick`` publishes it afterwards. A
+        storage that cannot join it (in-memory) raises ``capability_unsupported``.
         """
         _reject_unknown("trigger", unknown)
         await self._ensure_started()

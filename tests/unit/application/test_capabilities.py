@@ -173,3 +173,21 @@ async def test_workers_need_leases_runs(harness: Harness, restricted: Restricted
     with expect_error(ErrorCode.CAPABILITY_UNSUPPORTED):
         await runtime.execute_delivery(published(runtime)[0])
     assert len(await _stored_ids(runtime)) == 1
+
+
+@pytest.mark.parametrize("dispatch", ["eager", "deferred"])
+async def test_a_trigger_in_a_callers_transaction_needs_a_storage_that_joins_it(
+    harness: Harness, dispatch: str
+) -> None:
+    """The in-memory storage cannot join ``connection=``: it refuses instead of writing a run that
+    would outlive the caller's rollback, and publishes nothing."""
+    job = task("jobs.in_tx", run=noop)
+    runtime = harness.runtime([job], lane=lane_with_storage(create_local_storage()))
+
+    with expect_error(ErrorCode.CAPABILITY_UNSUPPORTED) as raised:
+        await runtime.trigger(job, {}, connection=object(), dispatch=dispatch)
+    assert raised.value.meta == {"capability": "transaction"}
+    assert await _stored_ids(runtime) == []
+    assert published(runtime) == ()
+    # without a caller's transaction the same lane works
+    assert (await runtime.trigger(job, {}, dispatch=dispatch)).run.task_id == "jobs.in_tx"

@@ -9,7 +9,7 @@ import pytest
 from runlane.domain.errors import RunlaneError
 from runlane.domain.pages import PaginationParams
 from runlane.domain.values import Environment
-from runlane.domain.vocabulary import ErrorCode, OutboxMessageStatus, RunStatus
+from runlane.domain.vocabulary import ErrorCode, RunStatus
 from runlane.infrastructure.memory import InMemoryStorage, create_local_storage
 from runlane.ports.storage import StorageAdapter
 from runlane.ports.storage_commands import ClaimDueRuns, GetRun, ListOutboxMessages, ListRuns, RunFilter
@@ -124,22 +124,17 @@ async def test_thousands_of_runs_stay_fast() -> None:
     assert time.perf_counter() - started < 30
 
 
-async def test_an_append_in_a_callers_transaction_never_writes_its_rows_claimed() -> None:
-    """Nobody may publish before the caller commits: ``claim_outbox`` then leaves rows pending."""
+async def test_an_append_in_a_callers_transaction_is_refused_and_writes_nothing() -> None:
+    """Memory cannot join a caller's transaction: writing at once would outlive its rollback."""
     storage = create_local_storage()
     clock = create_controlled_clock()
     environment = Environment("tx")
-    for transaction, expected in (
-        (object(), OutboxMessageStatus.PENDING),
-        (None, OutboxMessageStatus.CLAIMED),
-    ):
-        data = create_queued_run_data(f"run_{expected.value}", now=clock.now(), environment=environment)
-        command = dataclasses.replace(
-            data.append_command(clock.now()), claim_outbox=True, transaction=transaction
-        )
-        result = await storage.append_run_events(command)
-        rows = await storage.list_outbox_messages(
-            ListOutboxMessages(environment=environment, run_id=data.run.id, limit=5)
-        )
-        assert [row.status for row in rows] == [expected]
-        assert len(result.claimed_outbox) == (expected is OutboxMessageStatus.CLAIMED)
+    data = create_queued_run_data("run_tx", now=clock.now(), environment=environment)
+    command = dataclasses.replace(data.append_command(clock.now()), claim_outbox=True, transaction=object())
+    with pytest.raises(RunlaneError) as raised:
+        await storage.append_run_events(command)
+    assert raised.value.code is ErrorCode.CAPABILITY_UNSUPPORTED
+    assert raised.value.meta == {"capability": "transaction"}
+    assert await storage.get_run(GetRun(environment=environment, run_id=data.run.id)) is None
+    rows = await storage.list_outbox_messages(ListOutboxMessages(environment=environment, limit=5))
+    assert list(rows) == []

@@ -9,7 +9,13 @@ State is reachable only through this instance: two instances share nothing.
 import threading
 from datetime import datetime
 
-from runlane.domain.errors import RunlaneError, invariant_violation, storage_conflict, validation_failed
+from runlane.domain.errors import (
+    RunlaneError,
+    capability_unsupported,
+    invariant_violation,
+    storage_conflict,
+    validation_failed,
+)
 from runlane.domain.pages import Page
 from runlane.domain.run_events import RunEvent, RunEventRecord
 from runlane.domain.run_record import RunRecord
@@ -65,7 +71,7 @@ from runlane.ports.storage_commands import (
     ResetIdempotencyKey,
     ScheduleOccurrenceClaim,
 )
-from runlane.ports.storage_rules import check_limit, claims_outbox, heartbeated, sequence_conflict
+from runlane.ports.storage_rules import check_limit, heartbeated, sequence_conflict
 
 LOCAL_STORAGE_CAPABILITIES = StorageCapabilities(
     claims_schedule_occurrences=True,
@@ -123,6 +129,13 @@ class InMemoryStorage:
         return AppendManyRunEventsResult(results=tuple(results))
 
     async def append_run_events(self, command: AppendRunEvents) -> AppendRunEventsResult:
+        if command.transaction is not None:
+            # Writing now would commit the run whatever the caller's transaction does later.
+            raise capability_unsupported(
+                "transaction",
+                "The in-memory storage cannot join a caller's transaction (trigger(..., connection=...)); "
+                "use the Postgres storage, or trigger after your transaction commits.",
+            )
         with self._lock:
             environment = command.environment
             old = self._runs.get(environment.name, command.run_id)
@@ -150,7 +163,7 @@ class InMemoryStorage:
                 run=command.run,
                 now=command.now,
                 occurrence=occurrence,
-                claim_outbox=claims_outbox(command, sends_in_commit=False),
+                claim_outbox=command.claim_outbox,
             )
             if (
                 command.concurrency_limit is not None
