@@ -8,9 +8,10 @@ their channels and a listener of every queue (``queues=None``) LISTENs to one ch
 many queues exist. Environments sharing a schema share its channels; the payload names the
 environment.
 
-Payloads. The wakeup's wire JSON (``DeliveryMessage.to_wire()``, compact, ASCII-escaped so any
-server encoding carries it). NOTIFY refuses payloads of 8000 bytes or more; a wakeup whose trace
-carrier makes it that long is sent without ``requestedAt`` and ``traceCarrier`` (both optional).
+Payloads. The wakeup's wire JSON (``DeliveryMessage.to_wire()``) as ``schema.dumps_json`` writes
+every stored document: compact and ASCII-escaped, so any server encoding carries it. NOTIFY refuses
+payloads of 8000 bytes or more; a wakeup whose trace carrier makes it that long is sent without
+``requestedAt`` and ``traceCarrier`` (both optional).
 """
 
 import hashlib
@@ -19,6 +20,7 @@ import json
 from runlane.domain.errors import RunlaneError
 from runlane.domain.values import DeliveryMessage
 from runlane.domain.vocabulary import ErrorCode
+from runlane.infrastructure.postgres.schema import dumps_json
 
 QUEUE_CHANNEL_PREFIX = "runlane_q_"
 ALL_QUEUES_CHANNEL_PREFIX = "runlane_a_"
@@ -46,16 +48,12 @@ def all_queues_channel(schema: str) -> str:
     return ALL_QUEUES_CHANNEL_PREFIX + _digest("all", schema)
 
 
-def _dumps(wire: object) -> str:
-    return json.dumps(wire, separators=(",", ":"), ensure_ascii=True)
-
-
 def encode_wakeup(message: DeliveryMessage) -> str | None:
     """The NOTIFY payload of ``message``, minimal when the full form is too long; ``None`` if even that is."""
-    full = _dumps(message.to_wire())
+    full = dumps_json(message.to_wire())
     if len(full) <= MAX_PAYLOAD_BYTES:  # ASCII: characters are bytes
         return full
-    minimal = _dumps(
+    minimal = dumps_json(
         DeliveryMessage(environment=message.environment, run_id=message.run_id, queue=message.queue).to_wire()
     )
     return minimal if len(minimal) <= MAX_PAYLOAD_BYTES else None
