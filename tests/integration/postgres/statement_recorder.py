@@ -1,8 +1,9 @@
 """Count the SQL statements a piece of code sends, whichever path sends them.
 
 Most statements go through SQLAlchemy (seen by its ``before_cursor_execute`` event); the hottest
-ones go straight to psycopg through ``driver_statements.execute``, which is wrapped here for the
-duration of the block (the real statement still runs).
+ones go straight to psycopg through ``driver_statements.execute`` (on SQLAlchemy's connection or
+on one of the storage's psycopg pool), which is wrapped here for the duration of the block (the
+real statement still runs).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ClauseElement
 
 from runlane.infrastructure.postgres import driver_statements
@@ -26,8 +27,10 @@ def recorded_statements(engine: AsyncEngine) -> Iterator[list[str]]:
     def record(conn: object, cursor: object, statement: str, *rest: object) -> None:
         statements.append(statement)
 
-    async def execute(conn: AsyncConnection, statement: ClauseElement, params: Mapping[str, Any]) -> Any:
-        statements.append(str(statement.compile(dialect=conn.dialect)))
+    async def execute(
+        conn: driver_statements.Driver, statement: ClauseElement, params: Mapping[str, Any]
+    ) -> Any:
+        statements.append(str(statement.compile(dialect=engine.dialect)))
         return await real_execute(conn, statement, params)
 
     sync_engine = engine.sync_engine

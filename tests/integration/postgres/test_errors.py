@@ -40,8 +40,9 @@ async def test_the_pool_recovers_after_a_server_restart(
         # The default socket check sees the closed connection without a round trip and replaces it.
         assert await checked.get(run.id) == run
         assert (await checked.create()).run.status is RunStatus.QUEUED
-        # So does the query ping.
+        # So does the query ping, on both pools (reads: SQLAlchemy's; single-statement writes: psycopg's).
         assert await pinged.get(run.id) == run
+        assert (await pinged.create()).run.status is RunStatus.QUEUED
         # Without it the first use fails as a retryable error, and the pool heals itself.
         with pytest.raises(RunlaneError) as info:
             await trusted.get(run.id)
@@ -50,6 +51,10 @@ async def test_the_pool_recovers_after_a_server_restart(
         assert info.value.meta is not None
         assert info.value.meta["reason"] == "storage_unavailable"
         assert await trusted.get(run.id) == run
+        with pytest.raises(RunlaneError) as write:
+            await trusted.create()
+        assert write.value.retryable is True
+        assert (await trusted.create()).run.status is RunStatus.QUEUED
 
 
 async def test_a_lock_timeout_is_a_retryable_transient_error_and_writes_nothing(
@@ -108,8 +113,10 @@ def test_unique_violations_become_conflicts_named_by_their_constraint(pg_cluster
 async def test_a_connection_killed_under_a_single_statement_write_fails_once_and_is_replaced(
     pg_cluster: PostgresCluster, pg_migrated_schema: str
 ) -> None:
-    """Plain appends run on psycopg directly (driver_statements): a dead connection still surfaces
-    as a retryable storage error, is invalidated, and the next write gets a fresh connection."""
+    """Plain appends run on the storage's psycopg pool (driver_pool): a dead connection still
+    surfaces as a retryable storage error, and the pool replaces every dead connection at once, so
+    the next write gets a fresh one. Reads use SQLAlchemy's pool, whose connections the same kill
+    ended: without a liveness check one read fails once, retryable, and that pool heals too."""
     name = f"runlane-killed-{uuid.uuid4().hex[:8]}"
     async with started_storage(
         pg_cluster.dsn, pg_migrated_schema, pool_pre_ping=False, application_name=name
@@ -128,5 +135,11 @@ async def test_a_connection_killed_under_a_single_statement_write_fails_once_and
         assert info.value.retryable is True
         assert info.value.meta is not None and info.value.meta["reason"] == "storage_unavailable"
         second = (await kit.create()).run
+        third = (await kit.create()).run
+        with pytest.raises(RunlaneError) as read:
+            await kit.get(first.id)
+        assert read.value.retryable is True
+        assert read.value.meta is not None and read.value.meta["reason"] == "storage_unavailable"
         assert await kit.get(first.id) == first
         assert await kit.get(second.id) == second
+        assert await kit.get(third.id) == third

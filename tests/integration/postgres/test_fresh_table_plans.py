@@ -145,18 +145,18 @@ async def test_single_run_updates_executed_on_a_fresh_table_touch_only_their_run
 ) -> None:
     """The plans the server actually runs, as psycopg prepares them, not only ``EXPLAIN``'s.
 
-    One connection, so psycopg's prepared statement and the plan cache's choice (custom plans
-    first, then a generic plan made while the table was still small) are the ones measured.
-    ``auto_explain`` sends each executed update's plan back as a notice.
+    One connection (single-run appends are one statement, on the storage's psycopg pool), so
+    psycopg's prepared statement and the plan cache's choice (custom plans first, then a generic
+    plan made while the table was still small) are the ones measured. ``auto_explain`` sends each
+    executed update's plan back as a notice.
     """
     environment = Environment("fresh_exec")
     plans: list[str] = []
     async with started_storage(
         pg_cluster.dsn, fresh_schema, pool_size=1, max_overflow=0, pool_pre_ping=False
     ) as storage:
-        async with storage.engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            driver: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
+        async with storage.driver_pool.connection() as driver:
+            assert storage.driver_pool.max_size == 1
             driver.add_notice_handler(lambda notice: plans.append(notice.message_primary or ""))
             for setting in (
                 "LOAD 'auto_explain'",
@@ -165,8 +165,7 @@ async def test_single_run_updates_executed_on_a_fresh_table_touch_only_their_run
                 "SET auto_explain.log_nested_statements = on",
                 "SET auto_explain.log_level = notice",
             ):
-                await conn.exec_driver_sql(setting)
-            await conn.commit()
+                await driver.execute(setting)
         clock = ControlledClock()
         runs = [
             create_queued_run_data(f"run_{uuid.uuid4().hex}", now=clock.now(), environment=environment)

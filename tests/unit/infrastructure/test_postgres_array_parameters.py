@@ -20,7 +20,7 @@ _BOUND_ARRAY = re.compile(r"\$\d+::[A-Z ]+\[\]")
 
 
 def _sql(statement: sa.ClauseElement) -> str:
-    _, sql, _ = driver_statements._compiled(statement, psycopg_dialect.dialect)
+    _, sql, _ = driver_statements._compiled(statement)
     return sql
 
 

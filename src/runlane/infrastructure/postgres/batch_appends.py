@@ -27,6 +27,7 @@ from runlane.domain.errors import RunlaneError, invariant_violation
 from runlane.domain.vocabulary import ErrorCode, RunEventType
 from runlane.infrastructure.postgres import runs
 from runlane.infrastructure.postgres.bulk import RunWrite, current_sequences, write_staged
+from runlane.infrastructure.postgres.driver_statements import Driver
 from runlane.infrastructure.postgres.errors import translate_error
 from runlane.infrastructure.postgres.schema import StorageTables
 from runlane.infrastructure.postgres.writes import StagedWrite, stage_command
@@ -91,7 +92,7 @@ def _check(command: AppendManyRunEvents) -> None:
 
 
 async def _write_segment(
-    conn: AsyncConnection, t: StorageTables, segment: Sequence[_Plain], results: list[Outcome | None]
+    conn: Driver, t: StorageTables, segment: Sequence[_Plain], results: list[Outcome | None]
 ) -> None:
     if not segment:
         return
@@ -153,7 +154,7 @@ def one_statement(plans: Sequence[StagedWrite | None]) -> list[StagedWrite] | No
 
 
 async def write_one_statement(
-    conn: AsyncConnection, t: StorageTables, staged: Sequence[StagedWrite]
+    conn: Driver, t: StorageTables, staged: Sequence[StagedWrite]
 ) -> tuple[Outcome, ...]:
     """``one_statement`` plans written by one statement (atomic on its own, so no transaction)."""
     results: list[Outcome | None] = [None] * len(staged)

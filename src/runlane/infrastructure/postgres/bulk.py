@@ -304,7 +304,7 @@ def _statement(schema: str, mode: RunWrite, notify: bool = False) -> _Statement:
 
 
 async def write_staged(
-    conn: AsyncConnection, t: StorageTables, staged: Sequence[StagedWrite], mode: RunWrite
+    conn: driver_statements.Driver, t: StorageTables, staged: Sequence[StagedWrite], mode: RunWrite
 ) -> set[str]:
     """Write ``staged`` (distinct runs of one environment) in one statement; the ids that won.
 
@@ -412,17 +412,20 @@ async def write_children(conn: AsyncConnection, t: StorageTables, staged: Sequen
         )
 
 
+@lru_cache(maxsize=32)
+def _sequences_statement(schema: str) -> sa.Select[Any]:
+    r = build_tables(schema).runs
+    return sa.select(r.c.id, r.c.event_sequence).where(
+        r.c.environment == sa.bindparam(_ENVIRONMENT), r.c.id == sa.any_(ids_array(_RUN_IDS))
+    )
+
+
 async def current_sequences(
-    conn: AsyncConnection, t: StorageTables, environment: str, run_ids: Sequence[str]
+    conn: driver_statements.Driver, t: StorageTables, environment: str, run_ids: Sequence[str]
 ) -> dict[str, int]:
     """Stored sequences of ``run_ids`` in one read (conflict details for runs that lost)."""
     if not run_ids:
         return {}
-    r = t.runs
-    result = await conn.execute(
-        sa.select(r.c.id, r.c.event_sequence).where(
-            r.c.environment == environment, r.c.id == sa.any_(ids_array(_RUN_IDS))
-        ),
-        {_RUN_IDS: array_literal(run_ids)},
-    )
-    return {row.id: row.event_sequence for row in result}
+    params = {_ENVIRONMENT: environment, _RUN_IDS: array_literal(run_ids)}
+    cursor = await driver_statements.execute(conn, _sequences_statement(t.schema), params)
+    return {run_id: sequence for run_id, sequence in await cursor.fetchall()}

@@ -12,9 +12,12 @@ They are compiled with ``$n`` placeholders and sent through psycopg's raw cursor
 ``%(name)s`` query on every execution once it is longer than 4 KB (its conversion cache holds only
 shorter ones), which for the set-based writes cost more CPU than the rest of the call.
 
-Driver errors are re-raised as the SQLAlchemy ``DBAPIError`` subclass SQLAlchemy itself would
-raise, so ``errors.translate_error`` treats both paths alike; a connection the error broke is
-invalidated so the pool never hands it out again.
+They run either on the connection SQLAlchemy checked out (inside its transaction when there is
+one) or on a connection of the storage's own psycopg pool (``driver_pool``: single autocommit
+statements). Driver errors are re-raised as the SQLAlchemy ``DBAPIError`` subclass SQLAlchemy
+itself would raise, so ``errors.translate_error`` treats both paths alike; a SQLAlchemy connection
+the error broke is invalidated so its pool never hands it out again (the psycopg pool discards a
+broken connection when it is returned).
 """
 
 from collections.abc import Mapping, Sequence
@@ -23,6 +26,7 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql.psycopg import PGDialectAsync_psycopg
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -30,22 +34,22 @@ from sqlalchemy.sql.elements import ClauseElement
 
 from runlane.domain.errors import invariant_violation
 
+# Either connection: SQLAlchemy's (the pooled psycopg connection is reached through it) or psycopg's.
+Driver = AsyncConnection | psycopg.AsyncConnection[Any]
 
-@lru_cache(maxsize=16)
-def _positional(kind: type) -> Dialect:
-    """The dialect class with ``$1, $2, ...`` placeholders (what a raw cursor sends)."""
-    dialect: Dialect = kind(paramstyle="numeric_dollar")
-    return dialect
+# The storage's engine is always ``postgresql+psycopg`` (``connection.DRIVER``) and async;
+# ``$1, $2, ...`` placeholders are what a raw cursor sends.
+_DIALECT: Dialect = PGDialectAsync_psycopg(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
 
 
 @lru_cache(maxsize=1024)
-def _compiled(statement: ClauseElement, kind: type) -> tuple[SQLCompiler, str, tuple[str, ...]]:
+def _compiled(statement: ClauseElement) -> tuple[SQLCompiler, str, tuple[str, ...]]:
     """Compiled once per statement object (they are built once and cached by their modules).
 
     Bounded, so statements rebuilt after their builders' caches evicted them (many schemas in one
     process) are eventually released too.
     """
-    compiled = statement.compile(dialect=_positional(kind))
+    compiled = statement.compile(dialect=_DIALECT)
     assert isinstance(compiled, SQLCompiler)
     if "POSTCOMPILE" in compiled.string:
         # Expanding ``IN`` parameters are rendered by SQLAlchemy's own execution path only.
@@ -54,31 +58,31 @@ def _compiled(statement: ClauseElement, kind: type) -> tuple[SQLCompiler, str, t
 
 
 async def execute(
-    conn: AsyncConnection, statement: ClauseElement, params: Mapping[str, Any]
+    conn: Driver, statement: ClauseElement, params: Mapping[str, Any]
 ) -> psycopg.AsyncRawCursor[Any]:
     """Run ``statement`` with ``params`` on ``conn``'s psycopg connection; the cursor holds the result."""
-    kind: type = type(conn.dialect)
-    compiled, sql, order = _compiled(statement, kind)
+    compiled, sql, order = _compiled(statement)
     named = compiled.construct_params(dict(params)) or {}
     values = [named[name] for name in order]
-    proxied = await conn.get_raw_connection()
-    driver: psycopg.AsyncConnection[Any] = proxied.driver_connection  # type: ignore[assignment]
+    if isinstance(conn, AsyncConnection):
+        proxied = await conn.get_raw_connection()
+        driver: psycopg.AsyncConnection[Any] = proxied.driver_connection  # type: ignore[assignment]
+    else:
+        driver = conn
     try:
         cursor: psycopg.AsyncRawCursor[Any] = psycopg.AsyncRawCursor(driver)
         await cursor.execute(sql, values)
         return cursor
     except psycopg.Error as exc:
         lost = driver.broken or driver.closed
-        if lost:
+        if lost and isinstance(conn, AsyncConnection):
             await conn.invalidate(exc)
         raise sa_exc.DBAPIError.instance(
             sql, values, exc, psycopg.Error, connection_invalidated=lost
         ) from exc
 
 
-async def scalars(
-    conn: AsyncConnection, statement: ClauseElement, params: Mapping[str, Any]
-) -> Sequence[Any]:
+async def scalars(conn: Driver, statement: ClauseElement, params: Mapping[str, Any]) -> Sequence[Any]:
     """The first column of every row ``statement`` returns."""
     cursor = await execute(conn, statement, params)
     return [row[0] for row in await cursor.fetchall()]

@@ -2,9 +2,10 @@
 
 * unique / foreign-key violations: ``storage_conflict`` (nothing was written: the transaction or
   savepoint is rolled back), with the kind chosen by the violated constraint;
-* lost connections, timeouts, deadlocks, serialization failures, a server shutting down or full:
-  ``internal_error`` with ``retryable=True`` and ``meta.reason`` (``storage_unavailable`` or
-  ``storage_transient``); the runtime has no storage-specific code, and these are worth retrying;
+* lost connections, timeouts (a pool checkout's included), deadlocks, serialization failures, a
+  server shutting down or full: ``internal_error`` with ``retryable=True`` and ``meta.reason``
+  (``storage_unavailable`` or ``storage_transient``); the runtime has no storage-specific code, and
+  these are worth retrying;
 * a value the server cannot hold (NUL in text, a lone surrogate, an index row over the size limit,
   any other data exception): ``validation_failed`` with ``meta.reason="value_unstorable"`` (nothing
   was written; retrying the same command cannot succeed);
@@ -14,6 +15,7 @@
 
 from typing import Any
 
+import psycopg
 from sqlalchemy import exc as sa_exc
 
 from runlane.domain.errors import RunlaneError, storage_conflict
@@ -40,14 +42,18 @@ _UNSTORABLE_STATES = frozenset({"54000"})
 _CONFIGURATION_STATES = frozenset({"3F000", "42P01", "42703", "42501", "3D000", "28000", "28P01"})
 
 
+def _driver_error(error: BaseException) -> BaseException:
+    """psycopg's own error: wrapped by SQLAlchemy (``.orig``), or raised bare (the psycopg pool)."""
+    return getattr(error, "orig", None) or error
+
+
 def _sqlstate(error: BaseException) -> str | None:
-    orig = getattr(error, "orig", None)
-    state = getattr(orig, "sqlstate", None)
+    state = getattr(_driver_error(error), "sqlstate", None)
     return state if isinstance(state, str) else None
 
 
 def driver_detail(error: BaseException) -> str:
-    orig = getattr(error, "orig", None) or error
+    orig = _driver_error(error)
     text = str(orig).strip().splitlines()
     return text[0][:300] if text else type(orig).__name__
 
@@ -69,7 +75,7 @@ def translate_error(error: BaseException, *, operation: str) -> RunlaneError:
     if state is not None:
         meta["sqlstate"] = state
     if state in ("23505", "23503"):
-        constraint = getattr(getattr(getattr(error, "orig", None), "diag", None), "constraint_name", None)
+        constraint = getattr(getattr(_driver_error(error), "diag", None), "constraint_name", None)
         kind = _CONFLICT_BY_CONSTRAINT.get(constraint or "", StorageConflictKind.SEQUENCE)
         meta["constraint"] = constraint
         return storage_conflict(kind, f"Postgres storage conflict during {operation}: {detail}", meta)
@@ -91,7 +97,7 @@ def translate_error(error: BaseException, *, operation: str) -> RunlaneError:
         )
     unavailable = (
         isinstance(error, sa_exc.TimeoutError | sa_exc.InterfaceError)
-        or (isinstance(error, sa_exc.OperationalError) and state is None)
+        or (isinstance(error, sa_exc.OperationalError | psycopg.OperationalError) and state is None)
         or (state is not None and state.startswith(_UNAVAILABLE_PREFIXES) and state != "57014")
         or (isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated)
     )

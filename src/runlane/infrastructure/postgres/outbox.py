@@ -182,7 +182,7 @@ def _completion_row(completion: OutboxCompletion) -> dict[str, Any]:
 
 
 async def complete_outbox_messages(
-    conn: AsyncConnection, t: StorageTables, command: CompleteOutboxMessages
+    conn: driver_statements.Driver, t: StorageTables, command: CompleteOutboxMessages
 ) -> int:
     """Every completion in one statement; returns how many rows were still claimed with their token."""
     built = completion_statement(t.schema, command)

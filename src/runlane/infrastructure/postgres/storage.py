@@ -10,7 +10,9 @@ Every command runs in one transaction (READ COMMITTED); a conflict rolls it back
 never leaves a partial write. Commands that are a single statement (a plain append: no keys,
 schedule occurrence or capacity check; a batch of only such appends or only such creates; outbox
 completions) run as that one statement on an autocommit connection, which is just as atomic and
-saves the BEGIN/COMMIT round trips.
+saves the BEGIN/COMMIT round trips; those connections come from the storage's own psycopg pool
+(``driver_pool``), which hands them out for a fraction of the CPU SQLAlchemy's checkout costs.
+Transactions and reads use SQLAlchemy's engine.
 
 ``AppendRunEvents.transaction`` may carry the caller's SQLAlchemy ``AsyncConnection``: the append
 then runs inside a savepoint of the caller's transaction and is committed (or rolled back) by the
@@ -47,6 +49,7 @@ from runlane.infrastructure.postgres.commit_durability import (
     check_synchronous_commit,
 )
 from runlane.infrastructure.postgres.connection import ResolvedConnection, resolve_connection
+from runlane.infrastructure.postgres.driver_pool import DriverPool, checked_out, open_driver_pool
 from runlane.infrastructure.postgres.errors import MIGRATION_HINT, driver_detail, translate_error
 from runlane.infrastructure.postgres.identifiers import quote_identifier
 from runlane.infrastructure.postgres.liveness import SOCKET, PrePing, check_pre_ping, install_liveness_check
@@ -123,7 +126,8 @@ class PostgresStorage:
         self._notify = wakeups_in_commit
         self._synchronous_commit = check_synchronous_commit(synchronous_commit)
         self._tables = build_tables(connection.schema)
-        self._socket_check = check_pre_ping(pool_pre_ping) == SOCKET
+        self._pre_ping = check_pre_ping(pool_pre_ping)
+        self._socket_check = self._pre_ping == SOCKET
         self._engine_options: dict[str, Any] = {
             "pool_size": pool_size,
             "max_overflow": max_overflow,
@@ -137,7 +141,7 @@ class PostgresStorage:
             },
         }
         self._engine: AsyncEngine | None = None
-        self._autocommit_engine: AsyncEngine | None = None
+        self._pool: DriverPool | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -175,14 +179,25 @@ class PostgresStorage:
             install_liveness_check(engine)
         if self._synchronous_commit is not None:
             apply_synchronous_commit(engine, self._synchronous_commit)
+        options = self._engine_options
         try:
             await self._probe(engine)
-        except BaseException:
+            # The arguments SQLAlchemy gives psycopg.connect: the same server, role and options.
+            _, url_args = engine.dialect.create_connect_args(engine.sync_engine.url)
+            self._pool = await open_driver_pool(
+                connect_kwargs={**url_args, **options["connect_args"]},
+                max_size=options["pool_size"],
+                checkout_timeout=options["pool_timeout"],
+                max_lifetime=options["pool_recycle"],
+                synchronous_commit=self._synchronous_commit,
+                name=f"runlane-{self.schema}",
+            )
+        except BaseException as exc:
             await engine.dispose()
+            if isinstance(exc, _DB_ERRORS):  # the psycopg pool's first connection (PoolTimeout)
+                raise translate_error(exc, operation="start") from exc
             raise
         self._engine = engine
-        # Single-statement writes need no BEGIN/COMMIT round trips: one statement is atomic.
-        self._autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     async def _probe(self, engine: AsyncEngine) -> None:
         t = self._tables
@@ -214,7 +229,9 @@ class PostgresStorage:
 
     async def close(self) -> None:
         engine, self._engine = self._engine, None
-        self._autocommit_engine = None
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
         if engine is not None:
             await engine.dispose()
 
@@ -241,14 +258,27 @@ class PostgresStorage:
             raise translate_error(exc, operation=operation) from exc
 
     @asynccontextmanager
-    async def _connect(self, operation: str, *, autocommit: bool = False) -> AsyncIterator[AsyncConnection]:
-        """A pooled connection for reads, or (``autocommit``) for a command that is one atomic statement."""
-        engine = self.engine
-        if autocommit:
-            assert self._autocommit_engine is not None  # set together with the engine
-            engine = self._autocommit_engine
+    async def _connect(self, operation: str) -> AsyncIterator[AsyncConnection]:
+        """A pooled SQLAlchemy connection for reads."""
         try:
-            async with engine.connect() as conn:
+            async with self.engine.connect() as conn:
+                yield conn
+        except _DB_ERRORS as exc:
+            raise translate_error(exc, operation=operation) from exc
+
+    @property
+    def driver_pool(self) -> DriverPool:
+        """The started psycopg pool of the single-statement writes (``driver_pool``; diagnostics)."""
+        if self._pool is None:
+            raise configuration_invalid("Postgres storage is not started; call start() first.")
+        return self._pool
+
+    @asynccontextmanager
+    async def _autocommit(self, operation: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A connection of the psycopg pool for a command that is one atomic statement."""
+        pool = self.driver_pool
+        try:
+            async with checked_out(pool, self._pre_ping) as conn:
                 yield conn
         except _DB_ERRORS as exc:
             raise translate_error(exc, operation=operation) from exc
@@ -269,7 +299,7 @@ class PostgresStorage:
     async def _append_plain(self, staged: StagedWrite) -> AppendRunEventsResult:
         """A plain append (no keys, occurrence or capacity check) as one autocommit statement."""
         mode = bulk.RunWrite.CREATE if staged.is_create else bulk.RunWrite.UPDATE
-        async with self._connect("append_run_events", autocommit=True) as conn:
+        async with self._autocommit("append_run_events") as conn:
             won = await bulk.write_staged(conn, self._tables, [staged], mode)
             if not won:
                 run_id = staged.new.id
@@ -284,7 +314,7 @@ class PostgresStorage:
         plans = batch_appends.stage_all(command, notify=self._notify)
         single = batch_appends.one_statement(plans)
         if single is not None:
-            async with self._connect("append_many_run_events", autocommit=True) as conn:
+            async with self._autocommit("append_many_run_events") as conn:
                 results = await batch_appends.write_one_statement(conn, self._tables, single)
         else:
             async with self._transaction("append_many_run_events") as conn:
@@ -319,7 +349,7 @@ class PostgresStorage:
             return await outbox.claim_outbox_messages(conn, self._tables, command)
 
     async def complete_outbox_messages(self, command: CompleteOutboxMessages) -> int:
-        async with self._connect("complete_outbox_messages", autocommit=True) as conn:
+        async with self._autocommit("complete_outbox_messages") as conn:
             return await outbox.complete_outbox_messages(conn, self._tables, command)
 
     async def prune_runs(self, command: PruneRuns) -> PruneRunsResult:
