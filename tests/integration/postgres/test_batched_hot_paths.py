@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 
 import pytest
-import sqlalchemy as sa
 
 from runlane.domain.run_record import RunRecord
 from runlane.domain.values import Environment
@@ -40,7 +39,7 @@ from tests.support.pg_cluster import PostgresCluster
 async def one_connection_storage(
     pg_cluster: PostgresCluster, pg_migrated_schema: str
 ) -> AsyncIterator[PostgresStorage]:
-    """A pool of exactly one connection, so server-side prepared statements can be inspected."""
+    """Pools of exactly one connection, so server-side prepared statements can be inspected."""
     async with started_storage(
         pg_cluster.dsn, pg_migrated_schema, pool_size=1, max_overflow=0, pool_pre_ping=False
     ) as storage:
@@ -125,9 +124,10 @@ async def test_repeated_hot_statements_are_prepared_on_the_server(
     for _ in range(7):  # psycopg prepares a statement on its 5th execution (prepare_threshold)
         await _create(storage, env, clock, 3)
         await _claim_and_finish(storage, env, clock, 3)
-    async with storage.engine.connect() as conn:
-        prepared = (await conn.execute(sa.text("select statement from pg_prepared_statements"))).scalars()
-        texts = list(prepared)
+    # The hot statements run on the psycopg pool (one connection here): its session holds them.
+    async with storage.driver_pool.connection() as conn:
+        cursor = await conn.execute("select statement from pg_prepared_statements")
+        texts = [text for (text,) in await cursor.fetchall()]
     assert any("unnest" in text and "INSERT INTO" in text for text in texts), texts
     assert any("SKIP LOCKED" in text for text in texts), texts
     assert any("UPDATE" in text and "unnest" in text and "w_runs" in text for text in texts), texts

@@ -40,13 +40,23 @@ async def test_its_connections_carry_the_engines_settings_and_serve_plain_append
             assert await cursor.fetchone() == ("local", name, "12345ms", '"$user", public')
 
 
-async def test_a_busy_pool_fails_a_write_as_retryable_after_pool_timeout_and_writes_nothing(
+async def test_a_busy_pool_overflows_then_fails_a_write_as_retryable_and_writes_nothing(
     pg_cluster: PostgresCluster, pg_migrated_schema: str
 ) -> None:
-    async with started_storage(pg_cluster.dsn, pg_migrated_schema, pool_size=1, pool_timeout=0.3) as storage:
+    async with started_storage(
+        pg_cluster.dsn, pg_migrated_schema, pool_size=1, max_overflow=1, pool_timeout=0.3
+    ) as storage:
+        kit = StorageKit(storage, unique_environment("overflow"), ControlledClock())
+        async with storage.driver_pool.connection():  # the pool's only connection
+            created = (await kit.create()).run  # on an overflow connection, closed afterwards
+        assert (await kit.require(created.id)).status is RunStatus.QUEUED
+        assert storage.driver_pool.get_stats()["pool_size"] == 1
+    async with started_storage(
+        pg_cluster.dsn, pg_migrated_schema, pool_size=1, max_overflow=0, pool_timeout=0.3
+    ) as storage:
         kit = StorageKit(storage, unique_environment("busy"), ControlledClock())
         run_id = kit.new_id()
-        async with storage.driver_pool.connection():  # its only connection
+        async with storage.driver_pool.connection():  # its only connection, and no overflow
             with pytest.raises(RunlaneError) as info:
                 await kit.create(run_id=run_id)
         assert info.value.code is ErrorCode.INTERNAL_ERROR

@@ -348,7 +348,9 @@ def staged_statement(
     return built.statement, params
 
 
-async def update_locked_runs(conn: AsyncConnection, t: StorageTables, staged: Sequence[StagedWrite]) -> None:
+async def update_locked_runs(
+    conn: driver_statements.Driver, t: StorageTables, staged: Sequence[StagedWrite]
+) -> None:
     """Write plans for runs this transaction holds ``FOR UPDATE`` (claims, reservations): all must win."""
     won = await write_staged(conn, t, staged, RunWrite.UPDATE)
     if len(won) != len(staged):

@@ -25,7 +25,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import Grouping
 
-from runlane.domain.errors import validation_failed
+from runlane.domain.errors import invariant_violation, validation_failed
 from runlane.domain.run_record import RunRecord
 from runlane.domain.timestamps import add_ms
 from runlane.domain.vocabulary import RUNNABLE_RUN_STATUSES
@@ -40,6 +40,7 @@ from runlane.infrastructure.postgres.capacity import (
     occupancy_expression,
     try_lock_partition,
 )
+from runlane.infrastructure.postgres.driver_statements import Driver
 from runlane.infrastructure.postgres.rows import run_from_record
 from runlane.infrastructure.postgres.schema import RUNNABLE_STATUS_VALUES, StorageTables, build_tables
 from runlane.infrastructure.postgres.writes import StagedWrite, stage_plan
@@ -114,9 +115,7 @@ async def _lock_candidates(
     return [run_from_record(record) for record in result.scalars()]
 
 
-async def _write(
-    conn: AsyncConnection, t: StorageTables, staged: list[StagedWrite]
-) -> tuple[ClaimedRun, ...]:
+async def _write(conn: Driver, t: StorageTables, staged: list[StagedWrite]) -> tuple[ClaimedRun, ...]:
     # One statement: the run rows, their events, outbox rows and ended reservations (see bulk).
     await update_locked_runs(conn, t, staged)
     return tuple(ClaimedRun(run=item.new, events=item.records) for item in staged)
@@ -212,7 +211,7 @@ def claim_statement(schema: str, shape: ClaimShape) -> sa.Select[Any]:
 
 
 async def _claim_candidates(
-    conn: AsyncConnection,
+    conn: Driver,
     t: StorageTables,
     shape: ClaimShape,
     params: dict[str, Any],
@@ -223,18 +222,29 @@ async def _claim_candidates(
     return [run_from_record(json.loads(text)) for (text,) in await cursor.fetchall()]
 
 
-async def claim_due_runs(
-    conn: AsyncConnection, t: StorageTables, command: ClaimDueRuns
-) -> tuple[ClaimedRun, ...]:
+def bounded_queues(command: ClaimDueRuns) -> Mapping[str, int]:
+    """The claimed queues with a concurrency limit: their claims check capacity under partition
+    locks (``capacity``), which only run in SQLAlchemy's transaction."""
+    queues = command.queues
+    return {q: n for q, n in command.concurrency_limits.items() if queues is None or q in queues}
+
+
+def _capacity_connection(conn: Driver) -> AsyncConnection:
+    if not isinstance(conn, AsyncConnection):
+        raise invariant_violation("A claim of bounded queues runs in SQLAlchemy's transaction.")
+    return conn
+
+
+async def claim_due_runs(conn: Driver, t: StorageTables, command: ClaimDueRuns) -> tuple[ClaimedRun, ...]:
+    """On either connection; with bounded queues (``bounded_queues``) on SQLAlchemy's only."""
     limit = check_limit(command.limit)
     queues = None if command.queues is None else tuple(dict.fromkeys(command.queues))
     task_ids = None if command.task_ids is None else tuple(dict.fromkeys(command.task_ids))
     if limit == 0 or queues == () or task_ids == ():
         return ()
     env, now = command.environment.name, command.now
-    bounded: Mapping[str, int] = {
-        q: n for q, n in command.concurrency_limits.items() if queues is None or q in queues
-    }
+    bounded = bounded_queues(command)
+    capacity = _capacity_connection(conn) if bounded else None
     params: dict[str, Any] = {_ENVIRONMENT: env, _NOW: now}
     if queues is not None:
         params[_QUEUES] = array_literal(queues)
@@ -263,17 +273,22 @@ async def claim_due_runs(
         if after is not None:
             params[_AFTER_AT], params[_AFTER_ID] = after
         runs = await _claim_candidates(conn, t, shape, params)
-        reserved = await live_reservations(
-            conn, t, env, [run.id for run in runs if run.queue in bounded], now
+        reserved = (
+            set()
+            if capacity is None
+            else await live_reservations(
+                capacity, t, env, [run.id for run in runs if run.queue in bounded], now
+            )
         )
         for run in runs:
             queue_limit = bounded.get(run.queue)
             needs_slot = queue_limit is not None and run.id not in reserved
             partition = (env, run.queue, run.concurrency_key)
             if queue_limit is not None and needs_slot:
+                assert capacity is not None  # a queue limit means the queue is bounded
                 if partition not in used:
-                    locked = await try_lock_partition(conn, partition)
-                    used[partition] = await occupancy(conn, t, partition, now) if locked else None
+                    locked = await try_lock_partition(capacity, partition)
+                    used[partition] = await occupancy(capacity, t, partition, now) if locked else None
                 taken = used[partition]
                 if taken is None or taken >= queue_limit:
                     closed.add(partition)

@@ -11,8 +11,9 @@ never leaves a partial write. Commands that are a single statement (a plain appe
 schedule occurrence or capacity check; a batch of only such appends or only such creates; outbox
 completions) run as that one statement on an autocommit connection, which is just as atomic and
 saves the BEGIN/COMMIT round trips; those connections come from the storage's own psycopg pool
-(``driver_pool``), which hands them out for a fraction of the CPU SQLAlchemy's checkout costs.
-Transactions and reads use SQLAlchemy's engine.
+(``driver_pool``), which hands them out for a fraction of the CPU SQLAlchemy's checkout costs. So
+does a due-run claim of unbounded queues (only driver statements, in a psycopg transaction). Other
+transactions and reads use SQLAlchemy's engine.
 
 ``AppendRunEvents.transaction`` may carry the caller's SQLAlchemy ``AsyncConnection``: the append
 then runs inside a savepoint of the caller's transaction and is committed (or rolled back) by the
@@ -49,7 +50,7 @@ from runlane.infrastructure.postgres.commit_durability import (
     check_synchronous_commit,
 )
 from runlane.infrastructure.postgres.connection import ResolvedConnection, resolve_connection
-from runlane.infrastructure.postgres.driver_pool import DriverPool, checked_out, open_driver_pool
+from runlane.infrastructure.postgres.driver_pool import DriverConnections, DriverPool, open_driver_pool
 from runlane.infrastructure.postgres.errors import MIGRATION_HINT, driver_detail, translate_error
 from runlane.infrastructure.postgres.identifiers import quote_identifier
 from runlane.infrastructure.postgres.liveness import SOCKET, PrePing, check_pre_ping, install_liveness_check
@@ -141,7 +142,7 @@ class PostgresStorage:
             },
         }
         self._engine: AsyncEngine | None = None
-        self._pool: DriverPool | None = None
+        self._driver: DriverConnections | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -184,11 +185,13 @@ class PostgresStorage:
             await self._probe(engine)
             # The arguments SQLAlchemy gives psycopg.connect: the same server, role and options.
             _, url_args = engine.dialect.create_connect_args(engine.sync_engine.url)
-            self._pool = await open_driver_pool(
+            self._driver = await open_driver_pool(
                 connect_kwargs={**url_args, **options["connect_args"]},
                 max_size=options["pool_size"],
+                max_overflow=options["max_overflow"],
                 checkout_timeout=options["pool_timeout"],
                 max_lifetime=options["pool_recycle"],
+                pre_ping=self._pre_ping,
                 synchronous_commit=self._synchronous_commit,
                 name=f"runlane-{self.schema}",
             )
@@ -229,9 +232,9 @@ class PostgresStorage:
 
     async def close(self) -> None:
         engine, self._engine = self._engine, None
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.close()
+        driver, self._driver = self._driver, None
+        if driver is not None:
+            await driver.close()
         if engine is not None:
             await engine.dispose()
 
@@ -269,16 +272,30 @@ class PostgresStorage:
     @property
     def driver_pool(self) -> DriverPool:
         """The started psycopg pool of the single-statement writes (``driver_pool``; diagnostics)."""
-        if self._pool is None:
+        return self._driver_connections().pool
+
+    def _driver_connections(self) -> DriverConnections:
+        if self._driver is None:
             raise configuration_invalid("Postgres storage is not started; call start() first.")
-        return self._pool
+        return self._driver
 
     @asynccontextmanager
     async def _autocommit(self, operation: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """A connection of the psycopg pool for a command that is one atomic statement."""
-        pool = self.driver_pool
+        connections = self._driver_connections()
         try:
-            async with checked_out(pool, self._pre_ping) as conn:
+            async with connections.checked_out() as conn:
+                yield conn
+        except _DB_ERRORS as exc:
+            raise translate_error(exc, operation=operation) from exc
+
+    @asynccontextmanager
+    async def _driver_transaction(self, operation: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A transaction (explicit ``BEGIN``, then ``COMMIT``, or ``ROLLBACK`` on any error) on a
+        connection of the psycopg pool, for commands made only of driver statements."""
+        connections = self._driver_connections()
+        try:
+            async with connections.checked_out() as conn, conn.transaction():
                 yield conn
         except _DB_ERRORS as exc:
             raise translate_error(exc, operation=operation) from exc
@@ -324,8 +341,13 @@ class PostgresStorage:
         return AppendManyRunEventsResult(results=results)
 
     async def claim_due_runs(self, command: ClaimDueRuns) -> tuple[ClaimedRun, ...]:
-        async with self._transaction("claim_due_runs") as conn:
-            return await claims.claim_due_runs(conn, self._tables, command)
+        """A worker's hottest transaction: on the psycopg pool, unless a bounded queue needs the
+        capacity checks (SQLAlchemy's transaction)."""
+        if claims.bounded_queues(command):
+            async with self._transaction("claim_due_runs") as conn:
+                return await claims.claim_due_runs(conn, self._tables, command)
+        async with self._driver_transaction("claim_due_runs") as driver:
+            return await claims.claim_due_runs(driver, self._tables, command)
 
     async def heartbeat_run_lease(self, command: HeartbeatRunLease) -> RunRecord:
         async with self._transaction("heartbeat_run_lease") as conn:
