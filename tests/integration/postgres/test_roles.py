@@ -8,19 +8,25 @@ from datetime import timedelta
 from urllib.parse import quote
 
 import psycopg
+import psycopg.conninfo
 import pytest
 from psycopg import sql
 
+from runlane import create_runlane, queue, task
 from runlane.domain.errors import RunlaneError
 from runlane.domain.vocabulary import ErrorCode, OutboxMessageStatus, RunStatus
+from runlane.infrastructure.lanes import create_postgres_lane
 from runlane.infrastructure.postgres import (
     apply_postgres_storage_migrations,
     get_postgres_storage_grant_sql,
     get_postgres_storage_migration_sql,
 )
+from runlane.infrastructure.postgres.connection import resolve_connection
+from runlane.infrastructure.postgres.notify_transport import PostgresNotifyTransport
 from runlane.ports.storage_commands import CompleteOutboxMessages, OutboxCompletion, PruneRuns
 from runlane.testing.clocks import ControlledClock
 from runlane.testing.conformance.storage_kit import StorageKit, unique_environment
+from runlane.testing.conformance.transport_suite import WakeupInbox
 from tests.integration.postgres.helpers import started_storage
 from tests.support.pg_cluster import PostgresCluster
 
@@ -108,3 +114,40 @@ def test_grant_sql_quotes_role_and_schema() -> None:
     assert 'ON SCHEMA "my ""schema"""' in text
     with pytest.raises(RunlaneError):
         get_postgres_storage_grant_sql("pg_monitor")
+
+
+async def test_a_role_with_a_space_listens_and_is_woken_on_the_postgres_lane(
+    pg_cluster: PostgresCluster, roles: tuple[str, str, str]
+) -> None:
+    """The listener connects with psycopg alone (``ResolvedConnection.libpq_conninfo``): a role
+    name with a space must be quoted there too (a URL rendered back to text left it raw)."""
+    _, app, schema = roles
+    assert " " in app
+    lane = create_postgres_lane(connection_string=_as(pg_cluster, app), schema=schema)
+    await lane.start()
+    try:
+        inbox = WakeupInbox()
+        assert isinstance(lane.transport, PostgresNotifyTransport)
+        await lane.transport.listen(None, inbox)
+        jobs = queue("jobs", default=True)
+        job = task("jobs.role", run=lambda payload, context: None, queue=jobs)
+        runtime = create_runlane(lane=lane, queues=[jobs], tasks=[job], environment="roles")
+        triggered = await runtime.trigger(job, {})
+        assert await inbox.wait_for(lambda got: any(m.run_id == triggered.run.id for m in got), 10.0)
+    finally:
+        await lane.close()
+
+
+def test_the_libpq_conninfo_quotes_every_part() -> None:
+    resolved = resolve_connection(
+        "postgresql://app%20x:p%40ss%20w@127.0.0.1:5433/my%20db?application_name=a%20b&schema=s1"
+    )
+    assert resolved.schema == "s1"
+    assert psycopg.conninfo.conninfo_to_dict(resolved.libpq_conninfo) == {
+        "host": "127.0.0.1",
+        "port": "5433",
+        "user": "app x",
+        "password": "p@ss w",
+        "dbname": "my db",
+        "application_name": "a b",
+    }

@@ -7,6 +7,7 @@ URL reaches libpq, which would reject it as an unknown connection option.
 
 from dataclasses import dataclass
 
+from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -24,9 +25,23 @@ class ResolvedConnection:
     schema: str
 
     @property
-    def libpq_url(self) -> str:
-        """The same target as a plain ``postgresql://`` URL (for psycopg without SQLAlchemy)."""
-        return self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    def libpq_conninfo(self) -> str:
+        """The same target as a libpq ``key=value`` string (for psycopg without SQLAlchemy).
+
+        Built from the URL's parts and quoted by psycopg: a URL rendered back to text keeps a space
+        in a role or password unescaped, which libpq rejects.
+        """
+        url = self.url
+        parts: dict[str, str | int | None] = {
+            "host": url.host,
+            "port": url.port,
+            "user": url.username,
+            "password": url.password,
+            "dbname": url.database,
+        }
+        for key, value in url.query.items():
+            parts[key] = value if isinstance(value, str) else ",".join(value)
+        return make_conninfo("", **{key: value for key, value in parts.items() if value is not None})
 
 
 def resolve_connection(connection_string: str | URL, schema: str | None = None) -> ResolvedConnection:

@@ -259,7 +259,7 @@ class PostgresNotifyTransport:
             channels = [queue_channel(self.schema, queue) for queue in sorted(wanted)]
         subscription = _TrackedSubscription(
             owner=self,
-            conninfo=self._connection.libpq_url,
+            conninfo=self._connection.libpq_conninfo,
             channels=channels,
             queues=wanted,
             on_wakeup=on_wakeup,

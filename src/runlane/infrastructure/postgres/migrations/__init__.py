@@ -109,7 +109,7 @@ async def apply_postgres_storage_migrations(
     quoted = quote_identifier(resolved.schema)
     script = get_postgres_storage_migration_sql(resolved.schema)
     try:
-        async with await psycopg.AsyncConnection.connect(resolved.libpq_url) as conn, conn.transaction():
+        async with await psycopg.AsyncConnection.connect(resolved.libpq_conninfo) as conn, conn.transaction():
             await conn.execute(
                 "SELECT pg_advisory_xact_lock(%s, %s)", (ADVISORY_LOCK_CLASS, _MIGRATION_LOCK_KEY)
             )
