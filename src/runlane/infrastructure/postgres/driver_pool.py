@@ -5,9 +5,9 @@ autocommit statement (``driver_statements``); a claim of unbounded queues is a t
 driver statements only. Checking a connection out of SQLAlchemy's pool for them cost more CPU
 than the statement itself: the async engine's greenlet hand-off, the pool's bookkeeping, and
 switching the connection to autocommit and back on every checkout. In alternating loops of 300
-eager triggers on one machine the median trigger took 1.34 ms of CPU and 2.64 ms of wall time
-through SQLAlchemy's checkout, against 0.93 and 1.51 ms through this pool (docs/performance.md).
-Other transactions and reads keep SQLAlchemy's engine.
+eager triggers on one machine the median trigger took 13-31% less CPU through this pool than
+through SQLAlchemy's checkout, depending on the machine's phase (docs/performance.md). Other
+transactions and reads keep SQLAlchemy's engine.
 
 Its connections are opened in autocommit (a statement is its own transaction, with no ``BEGIN``
 round trip; a claim sends ``BEGIN`` itself), with the arguments SQLAlchemy gives psycopg and the
