@@ -6,8 +6,10 @@ URL reaches libpq, which would reject it as an unknown connection option.
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 from psycopg.conninfo import make_conninfo
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -17,6 +19,8 @@ from runlane.infrastructure.postgres.identifiers import DEFAULT_SCHEMA, validate
 DRIVER = "postgresql+psycopg"
 _ACCEPTED_DRIVERS = frozenset({"postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg_async"})
 SCHEMA_QUERY_PARAMETER = "schema"
+# Only its URL-to-arguments translation is used (the one SQLAlchemy applies to its own connections).
+_PSYCOPG = PGDialect_psycopg()  # type: ignore[no-untyped-call]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,23 +29,19 @@ class ResolvedConnection:
     schema: str
 
     @property
+    def connect_kwargs(self) -> dict[str, Any]:
+        """The arguments SQLAlchemy's psycopg dialect gives ``psycopg.connect`` for this URL."""
+        _, kwargs = _PSYCOPG.create_connect_args(self.url)  # type: ignore[no-untyped-call]
+        return dict(kwargs)
+
+    @property
     def libpq_conninfo(self) -> str:
         """The same target as a libpq ``key=value`` string (for psycopg without SQLAlchemy).
 
-        Built from the URL's parts and quoted by psycopg: a URL rendered back to text keeps a space
-        in a role or password unescaped, which libpq rejects.
+        Quoted by psycopg from ``connect_kwargs``: a URL rendered back to text keeps a space in a
+        role or password unescaped, which libpq rejects.
         """
-        url = self.url
-        parts: dict[str, str | int | None] = {
-            "host": url.host,
-            "port": url.port,
-            "user": url.username,
-            "password": url.password,
-            "dbname": url.database,
-        }
-        for key, value in url.query.items():
-            parts[key] = value if isinstance(value, str) else ",".join(value)
-        return make_conninfo("", **{key: value for key, value in parts.items() if value is not None})
+        return make_conninfo("", **self.connect_kwargs)
 
 
 def resolve_connection(connection_string: str | URL, schema: str | None = None) -> ResolvedConnection:

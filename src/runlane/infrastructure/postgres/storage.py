@@ -183,10 +183,9 @@ class PostgresStorage:
         options = self._engine_options
         try:
             await self._probe(engine)
-            # The arguments SQLAlchemy gives psycopg.connect: the same server, role and options.
-            _, url_args = engine.dialect.create_connect_args(engine.sync_engine.url)
             self._driver = await open_driver_pool(
-                connect_kwargs={**url_args, **options["connect_args"]},
+                # What the engine's connections get: the same server, role and options.
+                connect_kwargs={**self._connection.connect_kwargs, **options["connect_args"]},
                 max_size=options["pool_size"],
                 max_overflow=options["max_overflow"],
                 checkout_timeout=options["pool_timeout"],
