@@ -38,6 +38,9 @@ async def test_its_connections_carry_the_engines_settings_and_serve_plain_append
                 "current_setting('statement_timeout'), current_setting('search_path')"
             )
             assert await cursor.fetchone() == ("local", name, "12345ms", '"$user", public')
+        async with storage.engine.connect() as engine_conn:  # the other pool gets the same setting
+            level = await engine_conn.exec_driver_sql("select current_setting('synchronous_commit')")
+            assert level.scalar_one() == "local"
 
 
 async def test_a_busy_pool_overflows_then_fails_a_write_as_retryable_and_writes_nothing(

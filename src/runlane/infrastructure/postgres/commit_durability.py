@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from runlane.domain.errors import configuration_invalid
 
 SYNCHRONOUS_COMMIT_LEVELS = ("on", "off", "local", "remote_write", "remote_apply")
+# Session scope (``false``): it outlives the transaction it is set in, once that commits.
+SET_SYNCHRONOUS_COMMIT = "SELECT set_config('synchronous_commit', %s, false)"
 
 
 def check_synchronous_commit(level: object) -> str | None:
@@ -36,7 +38,7 @@ def apply_synchronous_commit(engine: AsyncEngine, level: str) -> None:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute("SELECT set_config('synchronous_commit', %(level)s, false)", {"level": level})
+            cursor.execute(SET_SYNCHRONOUS_COMMIT, (level,))
         finally:
             cursor.close()
         # Committed at once: a session setting made in a transaction that later rolls back is undone.

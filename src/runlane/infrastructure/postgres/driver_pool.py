@@ -27,6 +27,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from runlane.infrastructure.postgres.commit_durability import SET_SYNCHRONOUS_COMMIT
 from runlane.infrastructure.postgres.liveness import SOCKET, PrePing, connection_is_dead
 
 DriverPool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
@@ -41,8 +42,7 @@ def _configure(synchronous_commit: str | None) -> _Hook | None:
         return None
 
     async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
-        # Session scope; the connection is in autocommit, so it holds at once.
-        await conn.execute("SELECT set_config('synchronous_commit', %s, false)", (synchronous_commit,))
+        await conn.execute(SET_SYNCHRONOUS_COMMIT, (synchronous_commit,))  # autocommit: holds at once
 
     return configure
 
