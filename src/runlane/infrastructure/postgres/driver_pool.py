@@ -85,7 +85,7 @@ class DriverConnections:
         configure: _Hook | None,
     ) -> None:
         self.pool = pool
-        self._connect_kwargs = {**connect_kwargs, "autocommit": True}
+        self._connect_kwargs = connect_kwargs  # the pool's own, so overflow connections match it
         self._max_overflow = max_overflow
         self._overflow = 0
         self._pre_ping = pre_ping
@@ -162,9 +162,10 @@ async def open_driver_pool(
     ``PoolTimeout``, a retryable ``storage_unavailable`` (``errors.translate_error``).
     """
     configure = _configure(synchronous_commit)
+    kwargs = {**connect_kwargs, "autocommit": True}
     pool: DriverPool = AsyncConnectionPool(
-        "",  # everything is in ``connect_kwargs``, which psycopg quotes (a role may contain spaces)
-        kwargs={**connect_kwargs, "autocommit": True},
+        "",  # everything is in ``kwargs``, which psycopg quotes (a role may contain spaces)
+        kwargs=kwargs,
         min_size=1,
         max_size=max_size,
         timeout=checkout_timeout,
@@ -180,7 +181,7 @@ async def open_driver_pool(
         raise
     return DriverConnections(
         pool,
-        connect_kwargs=connect_kwargs,
+        connect_kwargs=kwargs,
         max_overflow=max_overflow,
         pre_ping=pre_ping,
         configure=configure,

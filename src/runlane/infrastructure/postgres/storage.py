@@ -128,7 +128,6 @@ class PostgresStorage:
         self._synchronous_commit = check_synchronous_commit(synchronous_commit)
         self._tables = build_tables(connection.schema)
         self._pre_ping = check_pre_ping(pool_pre_ping)
-        self._socket_check = self._pre_ping == SOCKET
         self._engine_options: dict[str, Any] = {
             "pool_size": pool_size,
             "max_overflow": max_overflow,
@@ -176,7 +175,7 @@ class PostgresStorage:
         if self._engine is not None:
             return
         engine = create_async_engine(self._connection.url, **self._engine_options)
-        if self._socket_check:
+        if self._pre_ping == SOCKET:
             install_liveness_check(engine)
         if self._synchronous_commit is not None:
             apply_synchronous_commit(engine, self._synchronous_commit)
@@ -270,7 +269,7 @@ class PostgresStorage:
 
     @property
     def driver_pool(self) -> DriverPool:
-        """The started psycopg pool of the single-statement writes (``driver_pool``; diagnostics)."""
+        """The started psycopg pool of single-statement writes and claims (``driver_pool``; diagnostics)."""
         return self._driver_connections().pool
 
     def _driver_connections(self) -> DriverConnections:
@@ -292,12 +291,8 @@ class PostgresStorage:
     async def _driver_transaction(self, operation: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """A transaction (explicit ``BEGIN``, then ``COMMIT``, or ``ROLLBACK`` on any error) on a
         connection of the psycopg pool, for commands made only of driver statements."""
-        connections = self._driver_connections()
-        try:
-            async with connections.checked_out() as conn, conn.transaction():
-                yield conn
-        except _DB_ERRORS as exc:
-            raise translate_error(exc, operation=operation) from exc
+        async with self._autocommit(operation) as conn, conn.transaction():
+            yield conn
 
     # -- writes ------------------------------------------------------------------------------
 
