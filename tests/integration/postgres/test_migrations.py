@@ -21,7 +21,9 @@ from runlane.infrastructure.postgres import (
 )
 from runlane.infrastructure.postgres.schema import build_tables
 from runlane.ports.storage_commands import GetRun
-from tests.integration.postgres.helpers import catalog, migrate, scratch_schema
+from runlane.testing.clocks import ControlledClock
+from runlane.testing.run_builders import create_queued_run_data
+from tests.integration.postgres.helpers import catalog, migrate, scratch_schema, started_storage
 from tests.support.pg_cluster import PostgresCluster
 
 EXPECTED_TABLES = {
@@ -51,6 +53,16 @@ def _versions(pg: PostgresCluster, schema: str) -> list[int]:
             sql.Identifier(schema, "schema_migrations")
         )
         return [row[0] for row in conn.execute(query)]
+
+
+def _row_counts(pg: PostgresCluster, schema: str) -> dict[str, int]:
+    with psycopg.connect(pg.libpq_dsn) as conn:
+        return {
+            table: conn.execute(
+                sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table))
+            ).fetchone()[0]  # type: ignore[index]
+            for table in ("runs", "run_events", "outbox_messages")
+        }
 
 
 def test_every_migration_in_order_yields_the_catalog_of_the_tables(pg_cluster: PostgresCluster) -> None:
@@ -101,7 +113,46 @@ def test_the_script_is_re_runnable_and_changes_nothing_the_second_time(pg_cluste
         before = catalog(pg_cluster.libpq_dsn, schema)
         migrate(pg_cluster.libpq_dsn, schema)
         assert catalog(pg_cluster.libpq_dsn, schema) == before
-        assert _versions(pg_cluster, schema) == [1]
+        assert _versions(pg_cluster, schema) == list(range(1, LATEST_VERSION + 1))
+
+
+async def test_version_2_drops_the_run_foreign_keys_of_events_and_outbox_rows_and_keeps_rows(
+    pg_cluster: PostgresCluster,
+) -> None:
+    """A schema at version 1 (foreign keys in place, rows written) upgrades to the tables' catalog."""
+    with (
+        scratch_schema(pg_cluster.libpq_dsn, create=False) as schema,
+        scratch_schema(pg_cluster.libpq_dsn) as fresh,
+    ):
+        migrate(pg_cluster.libpq_dsn, fresh)
+        migrate(pg_cluster.libpq_dsn, schema)
+        clock = ControlledClock()
+        data = create_queued_run_data("run_upgraded", now=clock.now(), environment=Environment("up"))
+        async with started_storage(pg_cluster.dsn, schema) as storage:
+            await storage.append_run_events(data.append_command(clock.now()))
+        written = _row_counts(pg_cluster, schema)
+        assert written == {"runs": 1, "run_events": len(data.events), "outbox_messages": 1}
+        with psycopg.connect(pg_cluster.libpq_dsn) as conn:  # back to version 1
+            for table in ("run_events", "outbox_messages"):
+                conn.execute(
+                    sql.SQL(
+                        "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY (environment, run_id)"
+                        " REFERENCES {} (environment, id) ON DELETE CASCADE"
+                    ).format(
+                        sql.Identifier(schema, table),
+                        sql.Identifier(f"fk_{table}_environment_run_id_runs"),
+                        sql.Identifier(schema, "runs"),
+                    )
+                )
+            migrations = sql.Identifier(schema, "schema_migrations")
+            conn.execute(sql.SQL("DELETE FROM {} WHERE version > 1").format(migrations))
+        before = catalog(pg_cluster.libpq_dsn, schema)["constraints"]
+        assert before != catalog(pg_cluster.libpq_dsn, fresh)["constraints"]
+        assert len(before) == len(catalog(pg_cluster.libpq_dsn, fresh)["constraints"]) + 2
+        migrate(pg_cluster.libpq_dsn, schema)
+        assert catalog(pg_cluster.libpq_dsn, schema) == catalog(pg_cluster.libpq_dsn, fresh)
+        assert _versions(pg_cluster, schema) == list(range(1, LATEST_VERSION + 1))
+        assert _row_counts(pg_cluster, schema) == written
 
 
 async def test_apply_helper_applies_pending_versions_once_even_when_racing(
@@ -111,7 +162,7 @@ async def test_apply_helper_applies_pending_versions_once_even_when_racing(
         results = await asyncio.gather(
             *(apply_postgres_storage_migrations(pg_cluster.dsn, schema) for _ in range(4))
         )
-        assert sorted(results) == [[], [], [], [1]]
+        assert sorted(results) == [[], [], [], list(range(1, LATEST_VERSION + 1))]
         assert await apply_postgres_storage_migrations(f"{pg_cluster.libpq_dsn}?schema={schema}") == []
         storage = postgres_storage(connection_string=pg_cluster.dsn, schema=schema)
         await storage.start()

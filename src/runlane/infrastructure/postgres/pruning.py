@@ -1,8 +1,10 @@
 """Pruning: delete old terminal runs in bounded, cursor-resumable batches.
 
-One batch is ``DELETE FROM runs WHERE id IN (SELECT ... ORDER BY updated_at, id LIMIT n FOR UPDATE
-SKIP LOCKED)``; events, outbox rows, ownership rows and reservations go with their run through
-``ON DELETE CASCADE``. Schedule occurrences stay (a pruned once-schedule must not fire again).
+One batch locks its runs (``SELECT ... ORDER BY updated_at, id LIMIT n FOR UPDATE SKIP LOCKED``),
+deletes their events and outbox rows (no foreign key, see ``schema``), then the runs; ownership
+rows and reservations go with their run through ``ON DELETE CASCADE``. Nothing can add an event
+or outbox row to a locked run: every such write updates the run row. Schedule occurrences stay
+(a pruned once-schedule must not fire again).
 """
 
 import sqlalchemy as sa
@@ -53,7 +55,10 @@ async def prune_runs(conn: AsyncConnection, t: StorageTables, command: PruneRuns
     chosen = (await conn.execute(stmt)).all()
     batch = chosen[:limit]
     if batch:
-        await conn.execute(sa.delete(r).where(r.c.environment == env, r.c.id.in_([row.id for row in batch])))
+        ids = [row.id for row in batch]
+        for child in (t.run_events, t.outbox_messages):
+            await conn.execute(sa.delete(child).where(child.c.environment == env, child.c.run_id.in_(ids)))
+        await conn.execute(sa.delete(r).where(r.c.environment == env, r.c.id.in_(ids)))
     next_cursor = None
     if len(chosen) > limit:
         last = batch[-1]

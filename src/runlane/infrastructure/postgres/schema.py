@@ -124,8 +124,17 @@ def _text(name: str, *, nullable: bool = False) -> sa.Column[Any]:
     return sa.Column(name, sa.Text, nullable=nullable)
 
 
+# Events and outbox rows carry no foreign key to their run. Every write of them runs in the
+# transaction (mostly the very statement) that inserts, or locks and updates, their run row, and
+# pruning deletes them with their run, so the check could never fail. It cost three lookups of
+# ``runs`` per trigger and one per event on every outcome. Worse, a backend plans such a check
+# once: on a table without statistics it picked ``ix_runs_updated`` (environment first, id last)
+# and then walked every run of the environment per check until autovacuum analyzed ``runs``; on a
+# fresh database that tripled a trigger's server time within 10,000 runs (docs/performance.md).
+
+
 def _run_fk(*, deferred: bool = False) -> sa.ForeignKeyConstraint:
-    """Rows owned by a run go with it (pruning deletes the run row only).
+    """Rows owned by a run go with it (pruning deletes the run row; these cascade).
 
     Ownership rows use a deferred check: a create takes the key before it inserts its run row,
     so concurrent creates serialise on the key (and a create that converges writes no run at all).
@@ -231,7 +240,7 @@ def build_tables(schema: str) -> StorageTables:
         sa.Column("event", ExactJson(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("environment", "run_id", "sequence"),
-        _run_fk(),
+        # No foreign key to ``runs`` (migration 0002): see the note above ``_run_fk``.
     )
 
     outbox = sa.Table(
@@ -255,7 +264,7 @@ def build_tables(schema: str) -> StorageTables:
         _text("provider_message_id", nullable=True),
         sa.Column("last_error", ExactJson(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
-        _run_fk(),
+        # No foreign key to ``runs`` (migration 0002): see the note above ``_run_fk``.
     )
     sa.Index(
         "ix_outbox_messages_claim",

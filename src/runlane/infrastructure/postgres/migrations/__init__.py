@@ -41,7 +41,10 @@ def with_schema(text: str, schema: str) -> str:
     return text.replace(f'"{SCHEMA_PLACEHOLDER}"', quote_identifier(schema))
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "0001_initial"),)
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "0001_initial"),
+    Migration(2, "0002_unchecked_run_children"),
+)
 LATEST_VERSION = MIGRATIONS[-1].version
 
 
