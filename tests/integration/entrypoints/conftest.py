@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 
+from runlane.infrastructure.postgres import LATEST_VERSION
 from tests.support.console_script import BASIC_APP, clean_env, run_cli
 from tests.support.pg_cluster import PostgresCluster
 
@@ -23,7 +24,8 @@ def pg_base_env(pg_cluster: PostgresCluster, pg_schema: str) -> dict[str, str]:
         RUNLANE_DATABASE_SCHEMA=pg_schema,
     )
     applied = run_cli("migrate", "--apply", env=env).expect(0)
-    assert f"applied migration(s) 1 to schema {pg_schema}" in applied.stdout
+    versions = ", ".join(str(version) for version in range(1, LATEST_VERSION + 1))
+    assert f"applied migration(s) {versions} to schema {pg_schema}" in applied.stdout
     return env
 
 
