@@ -203,7 +203,7 @@ def _index_scans(libpq_dsn: str, schema: str) -> dict[str, int]:
 async def test_creates_on_a_fresh_table_look_runs_up_by_primary_key_only(
     pg_cluster: PostgresCluster, fresh_schema: str
 ) -> None:
-    """No check walks ``runs`` through an index that does not start with the run id.
+    """Creating runs reaches ``runs`` through its primary key only.
 
     Events and outbox rows used to have a foreign key to ``runs``. Postgres plans the key check
     once per connection; on a table without statistics it chose ``ix_runs_updated`` (environment
@@ -224,11 +224,13 @@ async def test_creates_on_a_fresh_table_look_runs_up_by_primary_key_only(
             await storage.append_run_events(data.append_command(clock.now()))
         batch = tuple(data.append_command(clock.now()) for data in creates[200:])
         await storage.append_many_run_events(AppendManyRunEvents(environment=environment, commands=batch))
-    for _ in range(100):  # exiting backends flush their counters; bounded wait for them
+    # Each create's ON CONFLICT check is one primary-key scan: once all 400 are counted, every
+    # backend that wrote has flushed its counters (they do so when they exit). Bounded wait.
+    for _ in range(100):
         scans = _index_scans(pg_cluster.libpq_dsn, fresh_schema)
-        if scans.get("pk_runs", 0) >= 201:
+        if scans.get("pk_runs", 0) >= len(creates):
             break
         await asyncio.sleep(0.05)
-    assert scans["pk_runs"] >= 201, scans
+    assert scans["pk_runs"] == len(creates), scans
     walked = {name: count for name, count in scans.items() if name != "pk_runs" and count}
     assert walked == {}, f"runs looked up through other indexes: {walked}"
