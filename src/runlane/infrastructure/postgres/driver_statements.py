@@ -14,10 +14,11 @@ shorter ones), which for the set-based writes cost more CPU than the rest of the
 
 They run either on the connection SQLAlchemy checked out (inside its transaction when there is
 one) or on a connection of the storage's own psycopg pool (``driver_pool``: single autocommit
-statements, and claims of unbounded queues in a psycopg transaction). Driver errors are re-raised as the SQLAlchemy ``DBAPIError`` subclass SQLAlchemy
-itself would raise, so ``errors.translate_error`` treats both paths alike; a SQLAlchemy connection
-the error broke is invalidated so its pool never hands it out again (the psycopg pool discards a
-broken connection when it is returned).
+statements, and claims of unbounded queues in a psycopg transaction). Driver errors are re-raised
+as the SQLAlchemy ``DBAPIError`` subclass SQLAlchemy itself would raise, so
+``errors.translate_error`` treats both paths alike; a SQLAlchemy connection the error broke is
+invalidated so its pool never hands it out again (the psycopg pool discards a broken connection
+when it is returned).
 """
 
 from collections.abc import Mapping, Sequence
