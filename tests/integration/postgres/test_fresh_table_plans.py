@@ -6,17 +6,18 @@ whose only path to its runs was a join with the unnest'ed rows was then planned 
 whole environment per statement (with psycopg's prepared generic plan, for every claim and
 outcome): on a fresh benchmark database, trigger-to-start latency reached seconds. The lock CTE
 join makes every update reach its runs through ``pk_runs`` with the run id in the index
-condition, whatever the statistics say, and the lock itself looks each id up (an unnest join:
-``id = ANY(...)`` was planned as a filter over the whole environment).
+condition, whatever the statistics say, and the lock itself looks each id up in a lateral
+subquery (``id = ANY(...)`` was planned as a filter over the whole environment, and a plain join
+of the unnest'ed ids as a hash join over all of it).
 
 Every test gets a schema of its own, migrated and never analyzed (autovacuum off for its
 tables): rows another test left behind change the planner's guesses, and with them in the
 shared module schema the executed-plans test passed on the old lock.
 
-What they do not cover: every test loads 500 or more runs before the statements are prepared. On
-a database that starts empty, psycopg's generic plan is made while the tables are a page or two,
-and there the lock CTE and the update target were hash joins over sequential scans of the whole
-table until autovacuum analyzed it (docs/performance.md, "What bounds each runlane figure").
+The plan tests load 500 or more runs before the statements are prepared. On a database that
+starts empty, psycopg's generic plan is made while the tables are a page or two; the last test
+starts empty and counts the index scans the server ran (docs/performance.md, "What bounds each
+runlane figure").
 
 These are plan checks; the fresh-database replay in the session notes (a steady 200 runs/s on an
 empty database) is the end-to-end check, and a plan that passes here can still be chosen badly
@@ -47,6 +48,7 @@ from tests.support.pg_cluster import PostgresCluster
 
 ENV = Environment("fresh")
 RUNS = 2_000
+UPDATES = 100
 _PK_SCAN = re.compile(r"Index (?:Only )?Scan using pk_(runs|outbox_messages) on \w+")
 _SEQ_SCAN = re.compile(r"Seq Scan on (?:runs|outbox_messages)\b")
 _REMOVED = re.compile(r"Rows Removed by (?:Join )?Filter: (\d+)")
@@ -200,18 +202,23 @@ def _index_scans(libpq_dsn: str, schema: str) -> dict[str, int]:
     return {name: int(scans) for name, scans in rows}
 
 
-async def test_creates_on_a_fresh_table_look_runs_up_by_primary_key_only(
+async def test_creates_and_updates_on_a_fresh_table_look_runs_up_by_primary_key_only(
     pg_cluster: PostgresCluster, fresh_schema: str
 ) -> None:
-    """Creating runs reaches ``runs`` through its primary key only.
+    """Creating and updating runs reaches ``runs`` through its primary key only.
 
-    Events and outbox rows used to have a foreign key to ``runs``. Postgres plans the key check
-    once per connection; on a table without statistics it chose ``ix_runs_updated`` (environment
-    first, id last), and every later check walked the whole environment: on a fresh database the
-    server's time per trigger grew with every run (0.7 ms at first, 2.8 ms by 10,000 runs).
-    Creates, one by one and batched, are counted here through the index scans the server records
-    for ``runs`` (flushed when the storage's connections close). Updates are not: their generic
-    plans still reach ``runs`` through other indexes on a fresh table (docs/performance.md).
+    Counted through the index scans the server records for ``runs`` (flushed when the storage's
+    connections close), so every plan the server ran is seen, generic or custom.
+
+    - Creates: events and outbox rows used to have a foreign key to ``runs``. Postgres plans the
+      key check once per connection; on a table without statistics it chose ``ix_runs_updated``
+      (environment first, id last), and every later check walked the whole environment: on a
+      fresh database the server's time per trigger grew with every run (0.7 ms at first, 2.8 ms
+      by 10,000 runs).
+    - Updates: the lock of a set-based update joined the unnest'ed ids to ``runs``; psycopg's
+      generic plan made that a hash join over a bitmap scan of ``ix_runs_updated`` for the whole
+      environment, so a one-run claim grew from 2.1 to 6.3 ms over a 10 s replay on an empty
+      database. Each id is now locked by a lateral primary-key lookup (``bulk.locked_in_id_order``).
     """
     environment = Environment("fresh_lookups")
     clock = ControlledClock()
@@ -224,13 +231,22 @@ async def test_creates_on_a_fresh_table_look_runs_up_by_primary_key_only(
             await storage.append_run_events(data.append_command(clock.now()))
         batch = tuple(data.append_command(clock.now()) for data in creates[200:])
         await storage.append_many_run_events(AppendManyRunEvents(environment=environment, commands=batch))
-    # Each create's ON CONFLICT check is one primary-key scan: once all 400 are counted, every
-    # backend that wrote has flushed its counters (they do so when they exit). Bounded wait.
+        # One at a time, as a worker's one-run claims and outcomes are: well past the five custom
+        # plans after which psycopg's prepared statement may switch to a generic one.
+        for data in creates[:UPDATES]:
+            run = data.run
+            await storage.append_run_events(
+                next_run_data(run, delivery_requested_event(run, now=clock.now())).append_command(clock.now())
+            )
+    # Each create's ON CONFLICT check is one primary-key scan, and each update two (its lock and
+    # its row): once all are counted, every backend that wrote has flushed its counters (they do
+    # so when they exit). Bounded wait.
+    expected = len(creates) + 2 * UPDATES
     for _ in range(100):
         scans = _index_scans(pg_cluster.libpq_dsn, fresh_schema)
-        if scans.get("pk_runs", 0) >= len(creates):
+        if scans.get("pk_runs", 0) >= expected:
             break
         await asyncio.sleep(0.05)
-    assert scans["pk_runs"] == len(creates), scans
     walked = {name: count for name, count in scans.items() if name != "pk_runs" and count}
     assert walked == {}, f"runs looked up through other indexes: {walked}"
+    assert scans["pk_runs"] == expected, scans

@@ -117,26 +117,29 @@ def locked_in_id_order(table: sa.Table, environment: str, ids: str, name: str) -
     order: two statements sharing rows queue behind each other instead of deadlocking. The join
     also drives the update's primary-key lookups while a table has no statistics yet (see
     docs/postgres.md: an uncorrelated gate instead of the join let the planner scan the whole
-    environment per statement on a fresh database). The ids are unnest'ed and joined, not matched
-    with ``id = ANY(...)``: without statistics the planner filtered the whole environment with
-    the array instead of looking each id up.
+    environment per statement on a fresh database).
+
+    Each id is locked by a ``LATERAL`` subquery of its own (``environment = $1 AND id = ids.id``),
+    which Postgres cannot flatten (it holds ``FOR UPDATE``) and must run once per id, in the
+    sorted ids' order: a primary-key lookup whatever the statistics say. A plain join of the
+    unnest'ed ids was planned, on a table without statistics, as a hash join over every run of the
+    environment (and ``id = ANY(...)`` as a filter over them), so psycopg's generic plan walked the
+    whole environment for every claim and outcome until autovacuum analyzed the table.
     """
     wanted = (
-        sa.func.unnest(ids_array(ids))
-        .table_valued(sa.column("id", sa.Text()))
-        .render_derived(name=f"{name}_ids")
-    )
-    return (
-        sa.select(table.c.id)
-        .select_from(
-            wanted.join(
-                table, sa.and_(table.c.environment == sa.bindparam(environment), table.c.id == wanted.c.id)
-            )
+        sa.select(
+            sa.func.unnest(ids_array(ids)).table_valued(sa.column("id", sa.Text())).render_derived().c.id
         )
-        .order_by(table.c.id)
-        .with_for_update(of=table)
-        .cte(name)
+        .order_by(sa.text("1"))
+        .subquery(f"{name}_ids")
     )
+    row = (
+        sa.select(table.c.id)
+        .where(table.c.environment == sa.bindparam(environment), table.c.id == wanted.c.id)
+        .with_for_update(of=table)
+        .lateral(f"{name}_row")
+    )
+    return sa.select(row.c.id).select_from(wanted.join(row, sa.true())).cte(name)
 
 
 @dataclass(frozen=True, slots=True)
