@@ -126,13 +126,8 @@ def locked_in_id_order(table: sa.Table, environment: str, ids: str, name: str) -
     environment (and ``id = ANY(...)`` as a filter over them), so psycopg's generic plan walked the
     whole environment for every claim and outcome until autovacuum analyzed the table.
     """
-    wanted = (
-        sa.select(
-            sa.func.unnest(ids_array(ids)).table_valued(sa.column("id", sa.Text())).render_derived().c.id
-        )
-        .order_by(sa.text("1"))
-        .subquery(f"{name}_ids")
-    )
+    unnested = sa.func.unnest(ids_array(ids)).table_valued(sa.column("id", sa.Text())).render_derived()
+    wanted = sa.select(unnested.c.id).order_by(unnested.c.id).subquery(f"{name}_ids")
     row = (
         sa.select(table.c.id)
         .where(table.c.environment == sa.bindparam(environment), table.c.id == wanted.c.id)
