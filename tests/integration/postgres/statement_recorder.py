@@ -28,10 +28,14 @@ def recorded_statements(engine: AsyncEngine) -> Iterator[list[str]]:
         statements.append(statement)
 
     async def execute(
-        conn: driver_statements.Driver, statement: ClauseElement, params: Mapping[str, Any]
+        conn: driver_statements.Driver,
+        statement: ClauseElement,
+        params: Mapping[str, Any],
+        *,
+        prepare: bool | None = None,
     ) -> Any:
         statements.append(str(statement.compile(dialect=engine.dialect)))
-        return await real_execute(conn, statement, params)
+        return await real_execute(conn, statement, params, prepare=prepare)
 
     sync_engine = engine.sync_engine
     event.listen(sync_engine, "before_cursor_execute", record)

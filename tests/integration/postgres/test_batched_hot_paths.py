@@ -16,7 +16,7 @@ import pytest
 from runlane.domain.run_record import RunRecord
 from runlane.domain.values import Environment
 from runlane.domain.vocabulary import RunStatus
-from runlane.infrastructure.postgres import PostgresStorage
+from runlane.infrastructure.postgres import PostgresStorage, claims
 from runlane.ports.storage_commands import (
     AppendManyRunEvents,
     AppendPlan,
@@ -90,12 +90,14 @@ async def _claim_and_finish(
     return claim_sql, finish_sql
 
 
-async def test_claims_and_batched_completions_cost_the_same_statements_for_10_and_100_runs(
+async def test_claims_and_batched_completions_cost_the_same_statements_for_32_and_100_runs(
     pg_storage: PostgresStorage,
 ) -> None:
+    """From ``claims.HELD_WRITE_MIN_RUNS`` runs a claim writes by row version, below it by id
+    (test_held_run_writes): two texts in all, neither depending on the batch size."""
     clock = ControlledClock()
     shapes = []
-    for count in (10, 100):
+    for count in (claims.HELD_WRITE_MIN_RUNS, 100):
         env = Environment(f"hot_{uuid.uuid4().hex[:10]}")
         await _create(pg_storage, env, clock, count)
         claim_sql, finish_sql = await _claim_and_finish(pg_storage, env, clock, count)

@@ -250,3 +250,27 @@ async def test_creates_and_updates_on_a_fresh_table_look_runs_up_by_primary_key_
     walked = {name: count for name, count in scans.items() if name != "pk_runs" and count}
     assert walked == {}, f"runs looked up through other indexes: {walked}"
     assert scans["pk_runs"] == expected, scans
+
+
+async def test_a_claims_write_reaches_its_held_runs_by_row_version_without_statistics(
+    loaded: PostgresStorage,
+) -> None:
+    """A large claim's write fetches each run by the version its locking query returned: one TID
+    scan per run, no lock taken again and no index or sequential scan of ``runs``.
+
+    Only the custom plan: the held write is never prepared (``bulk.write_staged``), because the
+    generic plan made while ``runs`` was a page or two scans the table instead."""
+    clock = ControlledClock()
+    run = create_queued_run_data("run_x", now=clock.now(), environment=ENV).run
+    staged = stage_command(
+        next_run_data(run, delivery_requested_event(run, now=clock.now())).append_command(clock.now())
+    )
+    statement, params = bulk.staged_statement(
+        loaded.tables.schema, [staged], bulk.RunWrite.HELD, {run.id: "(3,7)"}
+    )
+    custom, _ = await _plans(loaded, statement, params)
+    assert re.search(r"Tid Scan on runs\b", custom), custom
+    assert re.search(r"(?:Index|Index Only|Bitmap Heap|Seq) Scan (?:using \w+ )?on runs\b", custom) is None, (
+        custom
+    )
+    assert "LockRows" not in custom, custom

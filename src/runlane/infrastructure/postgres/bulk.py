@@ -7,12 +7,13 @@ the server after a few executions (``prepare_threshold``). A per-row ``VALUES`` 
 expanding ``IN`` would give every batch size its own text, cache entry and prepared statement.
 
 ``write_staged`` is a single statement of data-modifying CTEs: the head writes the run rows
-(a compare-and-set ``UPDATE``, after locking the batch's rows in id order, or an
-``INSERT ... ON CONFLICT DO NOTHING``) and returns the ids it won; the events, the derived outbox
+(a compare-and-set ``UPDATE``, after locking the batch's rows in id order or, for rows the
+transaction already holds, by their row version; or an ``INSERT ... ON CONFLICT DO NOTHING``)
+and returns the ids it won; the events, the derived outbox
 rows and the ended reservations are joined to those ids, so a run that lost its compare-and-set
 gets nothing written, in the same round trip."""
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
@@ -35,6 +36,7 @@ from runlane.infrastructure.postgres.array_literals import (
     text_array,
     timestamp_array,
 )
+from runlane.infrastructure.postgres.row_versions import Tid, row_version
 from runlane.infrastructure.postgres.rows import event_values, run_values
 from runlane.infrastructure.postgres.schema import (
     RUNNABLE_STATUS_VALUES,
@@ -84,6 +86,7 @@ _ENVIRONMENT = "w_environment"
 _EXPECTED = "w_expected"
 _RUN_IDS = "w_run_ids"
 _ORDINAL = "w_ordinal"
+_VERSION = "w_version"
 
 
 class RunWrite(Enum):
@@ -91,6 +94,9 @@ class RunWrite(Enum):
 
     CREATE = "create"  # INSERT ... ON CONFLICT DO NOTHING: an existing id loses
     UPDATE = "update"  # UPDATE ... WHERE event_sequence = expected: a moved run loses
+    # UPDATE of rows this transaction holds FOR UPDATE since an earlier statement, by row version
+    # (``row_versions``), same compare-and-set: no lock to take again, no join back by id.
+    HELD = "held"
 
 
 def _item_type(column: sa.Column[Any]) -> TypeEngine[Any]:
@@ -257,6 +263,32 @@ def _children(
     return ctes, gate
 
 
+def _update_head(r: sa.Table, mode: RunWrite) -> tuple[Rows, sa.CTE]:
+    """The compare-and-set ``UPDATE`` of ``UPDATE`` and ``HELD`` writes, and its rows' source."""
+    extra: tuple[tuple[str, TypeEngine[Any]], ...] = ((_EXPECTED, sa.Integer()),)
+    if mode is RunWrite.HELD:
+        extra += ((_VERSION, Tid()),)
+    runs = Rows.of(r, "r", ("id", *_UPDATED_RUN_COLUMNS), extra=extra)
+    v = runs.source
+    if mode is RunWrite.HELD:
+        # No ``environment = $1``: on a table without statistics that condition looks selective
+        # and the planner walks the environment instead of fetching each version. The version
+        # was read from this environment's row under the lock this transaction still holds.
+        reached = [row_version(r) == v.c[_VERSION]]
+    else:
+        # Two batches sharing runs (a worker's outcomes, maintenance expiring leases) queue.
+        locked = locked_in_id_order(r, _ENVIRONMENT, _RUN_IDS, "w_locked")
+        reached = [r.c.environment == sa.bindparam(_ENVIRONMENT), r.c.id == locked.c.id]
+    head = (
+        sa.update(r)
+        .where(*reached, r.c.id == v.c.id, r.c.event_sequence == v.c[_EXPECTED])
+        .values({name: runs.value(name) for name in _UPDATED_RUN_COLUMNS})
+        .returning(r.c.id, r.c.status)
+        .cte("w_runs")
+    )
+    return runs, head
+
+
 @lru_cache(maxsize=64)
 def _statement(schema: str, mode: RunWrite, notify: bool = False) -> _Statement:
     """Built once per (schema, mode, notify): the same object, hence one compiled form, for every batch.
@@ -268,24 +300,7 @@ def _statement(schema: str, mode: RunWrite, notify: bool = False) -> _Statement:
     r = t.runs
     events = Rows.of(t.run_events, "e", EVENT_COLUMNS)
     outbox = Rows.of(t.outbox_messages, "o", OUTBOX_COLUMNS)
-    if mode is RunWrite.UPDATE:
-        runs = Rows.of(r, "r", ("id", *_UPDATED_RUN_COLUMNS), extra=((_EXPECTED, sa.Integer()),))
-        v = runs.source
-        # Two batches sharing runs (a worker's outcomes, maintenance expiring leases) queue.
-        locked = locked_in_id_order(r, _ENVIRONMENT, _RUN_IDS, "w_locked")
-        head = (
-            sa.update(r)
-            .where(
-                r.c.environment == sa.bindparam(_ENVIRONMENT),
-                r.c.id == locked.c.id,
-                r.c.id == v.c.id,
-                r.c.event_sequence == v.c[_EXPECTED],
-            )
-            .values({name: runs.value(name) for name in _UPDATED_RUN_COLUMNS})
-            .returning(r.c.id, r.c.status)
-            .cte("w_runs")
-        )
-    else:
+    if mode is RunWrite.CREATE:
         runs = Rows.of(r, "r", RUN_COLUMNS)
         head = (
             pg_insert(r)
@@ -294,7 +309,10 @@ def _statement(schema: str, mode: RunWrite, notify: bool = False) -> _Statement:
             .returning(r.c.id, r.c.status)
             .cte("w_runs")
         )
-    ctes, gate = _children(t, head, events, outbox, ends_reservations=mode is RunWrite.UPDATE, notify=notify)
+    else:
+        runs, head = _update_head(r, mode)
+    ends = mode is not RunWrite.CREATE
+    ctes, gate = _children(t, head, events, outbox, ends_reservations=ends, notify=notify)
     statement = sa.select(head.c.id).add_cte(*ctes)
     if gate is not None:
         statement = statement.where(gate)
@@ -302,36 +320,56 @@ def _statement(schema: str, mode: RunWrite, notify: bool = False) -> _Statement:
 
 
 async def write_staged(
-    conn: driver_statements.Driver, t: StorageTables, staged: Sequence[StagedWrite], mode: RunWrite
+    conn: driver_statements.Driver,
+    t: StorageTables,
+    staged: Sequence[StagedWrite],
+    mode: RunWrite,
+    versions: Mapping[str, str] | None = None,
 ) -> set[str]:
     """Write ``staged`` (distinct runs of one environment) in one statement; the ids that won.
 
-    ``UPDATE``: a run wins when it is still at the item's ``expected_sequence``. ``CREATE``: a run
-    wins when its id is new. Losers get nothing written (no events, outbox rows or deletes).
+    ``UPDATE`` and ``HELD``: a run wins when it is still at the item's ``expected_sequence``
+    (``HELD`` reaches each row by its version in ``versions``, run id to ``ctid`` text).
+    ``CREATE``: a run wins when its id is new. Losers get nothing written (no events, outbox rows
+    or deletes).
     """
     if not staged:
         return set()
-    statement, params = staged_statement(t.schema, staged, mode)
-    return set(await driver_statements.scalars(conn, statement, params))
+    statement, params = staged_statement(t.schema, staged, mode, versions)
+    # A held write is planned with its versions every time: a generic plan made while ``runs``
+    # was small scans the table instead of fetching each version, and keeps doing so as it grows.
+    prepare = False if mode is RunWrite.HELD else None
+    return set(await driver_statements.scalars(conn, statement, params, prepare=prepare))
 
 
 def staged_statement(
-    schema: str, staged: Sequence[StagedWrite], mode: RunWrite
+    schema: str,
+    staged: Sequence[StagedWrite],
+    mode: RunWrite,
+    versions: Mapping[str, str] | None = None,
 ) -> tuple[sa.Select[Any], dict[str, Any]]:
     """``write_staged``'s statement and its parameters (also what plan tests explain)."""
     environment = staged[0].environment.name
     ids = [item.new.id for item in staged]
     if len(set(ids)) != len(ids) or any(item.environment.name != environment for item in staged):
         raise invariant_violation("A set-based write needs distinct runs of one environment.")
+    if (mode is RunWrite.HELD) != (versions is not None):
+        raise invariant_violation("Row versions go with, and only with, a write of held rows.")
     published = [row for item in staged for row in item.published_outbox]
     built = _statement(schema, mode, bool(published))
     runs = [run_values(item.new) for item in staged]
-    if mode is RunWrite.UPDATE:
+    if mode is RunWrite.CREATE:
+        run_params = built.runs.params(runs)
+    else:
         for row, item in zip(runs, staged, strict=True):
             row[_EXPECTED] = item.expected_sequence
-        run_params = built.runs.params(runs, extra=(_EXPECTED,))
-    else:
-        run_params = built.runs.params(runs)
+        if versions is not None:
+            missing = [run_id for run_id in ids if run_id not in versions]
+            if missing:
+                raise invariant_violation("A held run has no row version.", run_ids=missing[:10])
+            for row, run_id in zip(runs, ids, strict=True):
+                row[_VERSION] = versions[run_id]
+        run_params = built.runs.params(runs, extra=(_EXPECTED, _VERSION))
     events = [event_values(record) for item in staged for record in item.records]
     outbox = [row for item in staged for row in item.outbox_rows]
     params = {
@@ -347,10 +385,18 @@ def staged_statement(
 
 
 async def update_locked_runs(
-    conn: driver_statements.Driver, t: StorageTables, staged: Sequence[StagedWrite]
+    conn: driver_statements.Driver,
+    t: StorageTables,
+    staged: Sequence[StagedWrite],
+    versions: Mapping[str, str] | None = None,
 ) -> None:
-    """Write plans for runs this transaction holds ``FOR UPDATE`` (claims, reservations): all must win."""
-    won = await write_staged(conn, t, staged, RunWrite.UPDATE)
+    """Write plans for runs this transaction holds ``FOR UPDATE`` (claims, reservations): all must win.
+
+    With ``versions`` (run id to the ``ctid`` its locking ``SELECT`` returned) each row is reached
+    by that version (``RunWrite.HELD``); without, it is locked again by id (``RunWrite.UPDATE``).
+    """
+    mode = RunWrite.UPDATE if versions is None else RunWrite.HELD
+    won = await write_staged(conn, t, staged, mode, versions)
     if len(won) != len(staged):
         missing = sorted({item.new.id for item in staged} - won)
         raise invariant_violation("A locked run changed under its lock.", run_ids=missing[:10])

@@ -59,9 +59,13 @@ def _compiled(statement: ClauseElement) -> tuple[SQLCompiler, str, tuple[str, ..
 
 
 async def execute(
-    conn: Driver, statement: ClauseElement, params: Mapping[str, Any]
+    conn: Driver, statement: ClauseElement, params: Mapping[str, Any], *, prepare: bool | None = None
 ) -> psycopg.AsyncRawCursor[Any]:
-    """Run ``statement`` with ``params`` on ``conn``'s psycopg connection; the cursor holds the result."""
+    """Run ``statement`` with ``params`` on ``conn``'s psycopg connection; the cursor holds the result.
+
+    ``prepare=False``: never prepared, so the server plans every execution with its parameter
+    values (for a statement whose cached generic plan would be wrong as the table grows).
+    """
     compiled, sql, order = _compiled(statement)
     named = compiled.construct_params(dict(params)) or {}
     values = [named[name] for name in order]
@@ -72,7 +76,7 @@ async def execute(
         driver = conn
     try:
         cursor: psycopg.AsyncRawCursor[Any] = psycopg.AsyncRawCursor(driver)
-        await cursor.execute(sql, values)
+        await cursor.execute(sql, values, prepare=prepare)
         return cursor
     except psycopg.Error as exc:
         lost = driver.broken or driver.closed
@@ -83,7 +87,9 @@ async def execute(
         ) from exc
 
 
-async def scalars(conn: Driver, statement: ClauseElement, params: Mapping[str, Any]) -> Sequence[Any]:
+async def scalars(
+    conn: Driver, statement: ClauseElement, params: Mapping[str, Any], *, prepare: bool | None = None
+) -> Sequence[Any]:
     """The first column of every row ``statement`` returns."""
-    cursor = await execute(conn, statement, params)
+    cursor = await execute(conn, statement, params, prepare=prepare)
     return [row[0] for row in await cursor.fetchall()]

@@ -1,0 +1,42 @@
+"""Row versions (``ctid``): the way back to rows a transaction already holds ``FOR UPDATE``.
+
+A claim locks its candidates with ``SELECT ... FOR UPDATE SKIP LOCKED`` and writes them in a later
+statement of the same transaction. Nothing else can change a row this transaction holds, and the
+transaction does not change it in between, so the version the ``SELECT`` returned is still the
+row's current one when the write runs: the write fetches each row by its ``ctid`` (a TID scan)
+instead of locking it again by primary key and joining the locked ids back to ``runs`` (which on a
+small analyzed table the planner did by scanning every run of the environment). The write still
+matches id and expected sequence, so a version that no longer held the run would update nothing
+and the claim would fail loudly (``bulk.update_held_runs``), never write another row.
+
+Only for rows held since an earlier statement: a statement that locks rows itself sees, through
+its snapshot, only versions older than a concurrent update it waited for.
+"""
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.types import UserDefinedType
+
+_PREPARER = PGDialect_psycopg().identifier_preparer  # type: ignore[no-untyped-call]
+
+
+class Tid(UserDefinedType[str]):
+    """Postgres ``tid``; it travels as its text (``(page,item)``) inside ``text``-like array literals."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "TID"
+
+
+def row_version(table: sa.Table) -> ColumnElement[str]:
+    """``table``'s ``ctid`` system column, qualified as SQLAlchemy renders the table's columns."""
+    return sa.literal_column(f"{_PREPARER.format_table(table)}.ctid", type_=Tid())
+
+
+def row_version_text(table: sa.Table) -> ColumnElement[str]:
+    """The row version as text, as a claim reads it back (``update_held_runs`` takes it)."""
+    return sa.cast(row_version(table), sa.Text()).label("row_version")

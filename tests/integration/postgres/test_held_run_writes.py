@@ -1,0 +1,127 @@
+"""A claim's write reaches the runs its candidate query locked by row version (``row_versions``).
+
+The version is only a faster way back to a held row: the write still matches id and expected
+sequence, so a version that does not hold the run updates nothing, the claim fails loudly, and
+no other row is written. Claims from ``claims.HELD_WRITE_MIN_RUNS`` runs write this way, with a
+statement the server plans on every execution; smaller ones keep the prepared by-id write.
+"""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from runlane.domain.errors import RunlaneError
+from runlane.domain.run_record import RunRecord
+from runlane.domain.values import Environment
+from runlane.domain.vocabulary import ErrorCode, RunStatus
+from runlane.infrastructure.postgres import PostgresStorage, bulk, claims
+from runlane.infrastructure.postgres.writes import StagedWrite, stage_command
+from runlane.testing.clocks import ControlledClock
+from runlane.testing.conformance.storage_kit import StorageKit, unique_environment
+from runlane.testing.run_builders import create_queued_run_data, delivery_requested_event, next_run_data
+from tests.integration.postgres.helpers import started_storage
+from tests.support.pg_cluster import PostgresCluster
+
+
+@pytest.fixture
+def kit(pg_storage: PostgresStorage) -> StorageKit:
+    return StorageKit(storage=pg_storage, environment=unique_environment("held"), clock=ControlledClock())
+
+
+def _next_write(kit: StorageKit, run: RunRecord) -> StagedWrite:
+    event = delivery_requested_event(run, now=kit.clock.now())
+    return stage_command(next_run_data(run, event).append_command(kit.clock.now()))
+
+
+async def _held_write(
+    kit: StorageKit, pg_cluster: PostgresCluster, runs: list[RunRecord], versions_of: dict[str, str] | None
+) -> None:
+    """Lock ``runs`` as a claim does, then write them by the versions ``versions_of`` names
+    (``None``: the versions the lock returned), in the same transaction."""
+    storage = kit.storage
+    assert isinstance(storage, PostgresStorage)
+    table = sql.Identifier(storage.tables.schema, "runs")
+    async with await psycopg.AsyncConnection.connect(pg_cluster.libpq_dsn) as conn:
+        cursor = await conn.execute(
+            sql.SQL(
+                "SELECT id, ctid::text FROM {} WHERE environment = %s AND id = ANY(%s) FOR UPDATE"
+            ).format(table),
+            (kit.environment.name, [run.id for run in runs]),
+        )
+        locked: dict[str, str] = dict(await cursor.fetchall())
+        assert set(locked) == {run.id for run in runs}
+        versions = (
+            locked
+            if versions_of is None
+            else {run_id: locked[other] for run_id, other in versions_of.items()}
+        )
+        await bulk.update_locked_runs(conn, storage.tables, [_next_write(kit, run) for run in runs], versions)
+
+
+async def test_a_held_write_reaches_each_run_by_the_version_its_lock_returned(
+    kit: StorageKit, pg_cluster: PostgresCluster
+) -> None:
+    first = (await kit.create(with_delivery=False)).run
+    second = (await kit.create(with_delivery=False)).run
+    await _held_write(kit, pg_cluster, [first, second], None)
+    for run in (first, second):
+        stored = await kit.require(run.id)
+        assert stored.event_sequence == run.event_sequence + 1
+        assert [event.type for event in await kit.events(run.id)][-1] == "run.delivery_requested"
+
+
+async def test_a_version_that_holds_another_run_writes_nothing_and_fails_loudly(
+    kit: StorageKit, pg_cluster: PostgresCluster
+) -> None:
+    first = (await kit.create(with_delivery=False)).run
+    second = (await kit.create(with_delivery=False)).run
+    swapped = {first.id: second.id, second.id: first.id}
+    with pytest.raises(RunlaneError) as raised:
+        await _held_write(kit, pg_cluster, [first, second], swapped)
+    assert raised.value.code is ErrorCode.INVARIANT_VIOLATION
+    assert raised.value.meta == {"run_ids": sorted([first.id, second.id])}
+    for run in (first, second):
+        stored = await kit.require(run.id)
+        assert (stored.event_sequence, stored.status) == (run.event_sequence, RunStatus.QUEUED)
+        assert len(await kit.events(run.id)) == run.event_sequence
+
+
+def test_row_versions_go_with_and_only_with_a_held_write() -> None:
+    clock = ControlledClock()
+    run = create_queued_run_data("run_a", now=clock.now(), environment=Environment("held")).run
+    event = delivery_requested_event(run, now=clock.now())
+    staged = [stage_command(next_run_data(run, event).append_command(clock.now()))]
+    for mode, versions in ((bulk.RunWrite.HELD, None), (bulk.RunWrite.UPDATE, {"run_a": "(0,1)"})):
+        with pytest.raises(RunlaneError, match="Row versions go with"):
+            bulk.staged_statement("public", staged, mode, versions)
+    with pytest.raises(RunlaneError, match="no row version") as raised:
+        bulk.staged_statement("public", staged, bulk.RunWrite.HELD, {"run_b": "(0,1)"})
+    assert raised.value.meta == {"run_ids": ["run_a"]}
+
+
+async def test_large_claims_write_by_version_unprepared_and_small_ones_by_id_prepared(
+    pg_cluster: PostgresCluster, pg_migrated_schema: str
+) -> None:
+    big = claims.HELD_WRITE_MIN_RUNS
+    rounds = 8  # past psycopg's prepare_threshold (5): a prepared statement would be there by now
+    async with started_storage(
+        pg_cluster.dsn, pg_migrated_schema, pool_size=1, max_overflow=0, pool_pre_ping=False
+    ) as storage:
+        kit = StorageKit(
+            storage=storage, environment=unique_environment("held_prep"), clock=ControlledClock()
+        )
+        created = [(await kit.create(with_delivery=False)).run for _ in range(rounds * (big + 1))]
+        claimed: list[str] = []
+        for _ in range(rounds):
+            claimed += [item.run.id for item in await storage.claim_due_runs(kit.claim_due(limit=big))]
+            claimed += [item.run.id for item in await storage.claim_due_runs(kit.claim_due(limit=1))]
+        assert sorted(claimed) == sorted(run.id for run in created)
+        async with storage.driver_pool.connection() as driver:
+            cursor = await driver.execute("SELECT statement FROM pg_prepared_statements")
+            prepared = [text for (text,) in await cursor.fetchall()]
+    updates = [text for text in prepared if "UPDATE" in text and ".runs SET" in text]
+    assert updates, prepared
+    assert all(".runs.ctid" not in text for text in updates), updates  # the held write: never prepared
+    assert any("w_locked" in text for text in updates), updates  # the small claims' by-id write
