@@ -8,6 +8,8 @@ statement the server plans on every execution; smaller ones keep the prepared by
 
 from __future__ import annotations
 
+import asyncio
+
 import psycopg
 import pytest
 from psycopg import sql
@@ -125,3 +127,53 @@ async def test_large_claims_write_by_version_unprepared_and_small_ones_by_id_pre
     assert updates, prepared
     assert all(".runs.ctid" not in text for text in updates), updates  # the held write: never prepared
     assert any("w_locked" in text for text in updates), updates  # the small claims' by-id write
+
+
+async def test_a_version_locked_after_a_concurrent_update_is_the_current_one(
+    kit: StorageKit, pg_cluster: PostgresCluster
+) -> None:
+    """What the held write relies on: a lock that finds its row updated by a transaction that
+    committed meanwhile returns the newest version (Postgres rechecks and locks that one), and a
+    later statement of the same transaction reaches the row by it."""
+    storage = kit.storage
+    assert isinstance(storage, PostgresStorage)
+    run = (await kit.create(with_delivery=False)).run
+    table = sql.Identifier(storage.tables.schema, "runs")
+    where = sql.SQL("environment = %s AND id = %s")
+    key = (kit.environment.name, run.id)
+    dsn = pg_cluster.libpq_dsn
+    async with (
+        await psycopg.AsyncConnection.connect(dsn) as other,
+        await psycopg.AsyncConnection.connect(dsn) as claimer,
+    ):
+        # A write that makes no event (as a heartbeat does), still uncommitted.
+        await other.execute(
+            sql.SQL("UPDATE {} SET lease_expires_at = now() WHERE {}").format(table, where), key
+        )
+        locking = asyncio.create_task(
+            claimer.execute(
+                sql.SQL("SELECT ctid::text FROM {} WHERE {} FOR UPDATE").format(table, where), key
+            )
+        )
+        for _ in range(200):  # until the claimer waits for the row lock (bounded)
+            cursor = await other.execute(
+                "SELECT count(*) FROM pg_locks WHERE pid = %s AND NOT granted", (claimer.info.backend_pid,)
+            )
+            row = await cursor.fetchone()
+            if row is not None and row[0]:
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the claimer never waited for the row lock")
+        await other.commit()
+        version_row = await (await locking).fetchone()
+        assert version_row is not None
+        (version,) = version_row
+        current = await (
+            await claimer.execute(sql.SQL("SELECT ctid::text FROM {} WHERE {}").format(table, where), key)
+        ).fetchone()
+        assert current == (version,)
+        await bulk.update_locked_runs(claimer, storage.tables, [_next_write(kit, run)], {run.id: version})
+        await claimer.commit()
+    stored = await kit.require(run.id)
+    assert stored.event_sequence == run.event_sequence + 1
