@@ -40,5 +40,5 @@ def row_version(table: sa.Table) -> ColumnElement[str]:
 
 
 def row_version_text(table: sa.Table) -> ColumnElement[str]:
-    """The row version as text, as a claim reads it back (``update_held_runs`` takes it)."""
+    """The row version as text, as a claim reads it back (``bulk.update_locked_runs`` takes it)."""
     return sa.cast(row_version(table), sa.Text()).label("row_version")
