@@ -9,6 +9,7 @@ statement the server plans on every execution; smaller ones keep the prepared by
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import psycopg
 import pytest
@@ -129,6 +130,21 @@ async def test_large_claims_write_by_version_unprepared_and_small_ones_by_id_pre
     assert any("w_locked" in text for text in updates), updates  # the small claims' by-id write
 
 
+async def _until_waiting(
+    observer: psycopg.AsyncConnection[Any], waiter: psycopg.AsyncConnection[Any]
+) -> None:
+    """Until ``waiter`` waits for a lock (bounded)."""
+    for _ in range(200):
+        cursor = await observer.execute(
+            "SELECT count(*) FROM pg_locks WHERE pid = %s AND NOT granted", (waiter.info.backend_pid,)
+        )
+        row = await cursor.fetchone()
+        if row is not None and row[0]:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the connection never waited for the row lock")
+
+
 async def test_a_version_locked_after_a_concurrent_update_is_the_current_one(
     kit: StorageKit, pg_cluster: PostgresCluster
 ) -> None:
@@ -155,16 +171,7 @@ async def test_a_version_locked_after_a_concurrent_update_is_the_current_one(
                 sql.SQL("SELECT ctid::text FROM {} WHERE {} FOR UPDATE").format(table, where), key
             )
         )
-        for _ in range(200):  # until the claimer waits for the row lock (bounded)
-            cursor = await other.execute(
-                "SELECT count(*) FROM pg_locks WHERE pid = %s AND NOT granted", (claimer.info.backend_pid,)
-            )
-            row = await cursor.fetchone()
-            if row is not None and row[0]:
-                break
-            await asyncio.sleep(0.01)
-        else:
-            raise AssertionError("the claimer never waited for the row lock")
+        await _until_waiting(other, claimer)
         await other.commit()
         version_row = await (await locking).fetchone()
         assert version_row is not None
@@ -177,3 +184,37 @@ async def test_a_version_locked_after_a_concurrent_update_is_the_current_one(
         await claimer.commit()
     stored = await kit.require(run.id)
     assert stored.event_sequence == run.event_sequence + 1
+
+
+async def test_one_statement_that_locks_and_updates_by_version_loses_to_a_concurrent_update(
+    kit: StorageKit, pg_cluster: PostgresCluster
+) -> None:
+    """Why only claims (rows held since an earlier statement) write by version: in one statement,
+    the version the lock returns after waiting is newer than the statement's snapshot, so the
+    update finds nothing. An outcome batch (one statement) must win after a heartbeat, which
+    changes the row without an event, so it keeps the by-id update."""
+    storage = kit.storage
+    assert isinstance(storage, PostgresStorage)
+    run = (await kit.create(with_delivery=False)).run
+    table = sql.Identifier(storage.tables.schema, "runs")
+    key = (kit.environment.name, run.id)
+    dsn = pg_cluster.libpq_dsn
+    async with (
+        await psycopg.AsyncConnection.connect(dsn) as other,
+        await psycopg.AsyncConnection.connect(dsn) as writer,
+    ):
+        await other.execute(
+            sql.SQL("UPDATE {} SET lease_expires_at = now() WHERE environment = %s AND id = %s").format(
+                table
+            ),
+            key,
+        )
+        one_statement = sql.SQL(
+            "WITH held AS (SELECT ctid AS version FROM {t} WHERE environment = %s AND id = %s FOR UPDATE)"
+            " UPDATE {t} SET lease_expires_at = NULL FROM held WHERE {t}.ctid = held.version RETURNING {t}.id"
+        ).format(t=table)
+        updating = asyncio.create_task(writer.execute(one_statement, key))
+        await _until_waiting(other, writer)
+        await other.commit()
+        assert await (await updating).fetchall() == []
+        await writer.rollback()

@@ -11,8 +11,7 @@ and the claim would fail loudly (``bulk.update_locked_runs``), never write anoth
 
 Only for rows held since an earlier statement: a statement that locks rows itself sees, through
 its snapshot, only versions older than a concurrent update it waited for, so its update by the
-newer version finds nothing (checked by hand on PostgreSQL 15: the same update in one statement
-returned no row, in a later statement it updated the row).
+newer version finds nothing (``test_held_run_writes.py`` pins both cases).
 """
 
 from typing import Any
