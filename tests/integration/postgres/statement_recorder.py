@@ -39,9 +39,9 @@ def recorded_statements(engine: AsyncEngine) -> Iterator[list[str]]:
 
     sync_engine = engine.sync_engine
     event.listen(sync_engine, "before_cursor_execute", record)
-    driver_statements.execute = execute  # type: ignore[assignment]
+    driver_statements.execute = execute
     try:
         yield statements
     finally:
-        driver_statements.execute = real_execute  # type: ignore[assignment]
+        driver_statements.execute = real_execute
         event.remove(sync_engine, "before_cursor_execute", record)

@@ -25,6 +25,7 @@ from runlane.testing.clocks import ControlledClock
 from runlane.testing.conformance.storage_kit import StorageKit, unique_environment
 from runlane.testing.run_builders import create_queued_run_data, delivery_requested_event, next_run_data
 from tests.integration.postgres.helpers import started_storage
+from tests.integration.postgres.statement_recorder import recorded_statements as record_statements
 from tests.support.pg_cluster import PostgresCluster
 
 
@@ -117,16 +118,19 @@ async def test_large_claims_write_by_version_unprepared_and_small_ones_by_id_pre
         )
         created = [(await kit.create(with_delivery=False)).run for _ in range(rounds * (big + 1))]
         claimed: list[str] = []
-        for _ in range(rounds):
-            claimed += [item.run.id for item in await storage.claim_due_runs(kit.claim_due(limit=big))]
-            claimed += [item.run.id for item in await storage.claim_due_runs(kit.claim_due(limit=1))]
+        with record_statements(storage.engine) as sent:
+            for _ in range(rounds):
+                claimed += [item.run.id for item in await storage.claim_due_runs(kit.claim_due(limit=big))]
+                claimed += [item.run.id for item in await storage.claim_due_runs(kit.claim_due(limit=1))]
         assert sorted(claimed) == sorted(run.id for run in created)
+        held = [text for text in sent if "UPDATE" in text and ".ctid = " in text]
+        assert len(held) == rounds, sent  # each large claim wrote by version, each small one did not
         async with storage.driver_pool.connection() as driver:
             cursor = await driver.execute("SELECT statement FROM pg_prepared_statements")
             prepared = [text for (text,) in await cursor.fetchall()]
     updates = [text for text in prepared if "UPDATE" in text and ".runs SET" in text]
     assert updates, prepared
-    assert all(".runs.ctid" not in text for text in updates), updates  # the held write: never prepared
+    assert all("ctid" not in text for text in updates), updates  # the held write: never prepared
     assert any("w_locked" in text for text in updates), updates  # the small claims' by-id write
 
 

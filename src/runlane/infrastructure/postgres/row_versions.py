@@ -17,11 +17,10 @@ newer version finds nothing (``test_held_run_writes.py`` pins both cases).
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import UserDefinedType
 
-_PREPARER = PGDialect_psycopg().identifier_preparer  # type: ignore[no-untyped-call]
+from runlane.infrastructure.postgres.identifiers import quote_identifier
 
 
 class Tid(UserDefinedType[str]):
@@ -34,8 +33,11 @@ class Tid(UserDefinedType[str]):
 
 
 def row_version(table: sa.Table) -> ColumnElement[str]:
-    """``table``'s ``ctid`` system column, qualified as SQLAlchemy renders the table's columns."""
-    return sa.literal_column(f"{_PREPARER.format_table(table)}.ctid", type_=Tid())
+    """``table``'s ``ctid`` system column, qualified by the schema and table names (quoted, so they
+    match however SQLAlchemy renders the table in the statement's ``FROM``)."""
+    assert table.schema is not None  # ``build_tables`` always names the schema
+    qualified = f"{quote_identifier(table.schema)}.{quote_identifier(table.name, 'table')}"
+    return sa.literal_column(f"{qualified}.ctid", type_=Tid())
 
 
 def row_version_text(table: sa.Table) -> ColumnElement[str]:
