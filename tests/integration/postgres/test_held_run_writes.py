@@ -9,6 +9,8 @@ statement the server plans on every execution; smaller ones keep the prepared by
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
@@ -149,6 +151,34 @@ async def _until_waiting(
     raise AssertionError("the connection never waited for the row lock")
 
 
+@asynccontextmanager
+async def _racing_an_eventless_update(
+    kit: StorageKit, pg_cluster: PostgresCluster, query: sql.SQL
+) -> AsyncIterator[tuple[RunRecord, psycopg.AsyncConnection[Any], list[tuple[Any, ...]]]]:
+    """A run, and ``query`` run on a connection of its own while another holds an uncommitted
+    update of the run's row that makes no event (as a heartbeat does); ``query`` has ``{t}`` for the
+    runs table and ``%s`` for the environment and run id. Yields once that update has committed
+    and ``query`` has returned: the run, ``query``'s connection (its transaction still open) and
+    its rows."""
+    storage = kit.storage
+    assert isinstance(storage, PostgresStorage)
+    run = (await kit.create(with_delivery=False)).run
+    table = sql.Identifier(storage.tables.schema, "runs")
+    key = (kit.environment.name, run.id)
+    dsn = pg_cluster.libpq_dsn
+    async with (
+        await psycopg.AsyncConnection.connect(dsn) as other,
+        await psycopg.AsyncConnection.connect(dsn) as conn,
+    ):
+        eventless = sql.SQL("UPDATE {t} SET lease_expires_at = now() WHERE environment = %s AND id = %s")
+        await other.execute(eventless.format(t=table), key)
+        running = asyncio.create_task(conn.execute(query.format(t=table), key))
+        await _until_waiting(other, conn)
+        await other.commit()
+        rows = await (await running).fetchall()
+        yield run, conn, rows
+
+
 async def test_a_version_locked_after_a_concurrent_update_is_the_current_one(
     kit: StorageKit, pg_cluster: PostgresCluster
 ) -> None:
@@ -157,31 +187,15 @@ async def test_a_version_locked_after_a_concurrent_update_is_the_current_one(
     later statement of the same transaction reaches the row by it."""
     storage = kit.storage
     assert isinstance(storage, PostgresStorage)
-    run = (await kit.create(with_delivery=False)).run
-    table = sql.Identifier(storage.tables.schema, "runs")
-    where = sql.SQL("environment = %s AND id = %s")
-    key = (kit.environment.name, run.id)
-    dsn = pg_cluster.libpq_dsn
-    async with (
-        await psycopg.AsyncConnection.connect(dsn) as other,
-        await psycopg.AsyncConnection.connect(dsn) as claimer,
-    ):
-        # A write that makes no event (as a heartbeat does), still uncommitted.
-        await other.execute(
-            sql.SQL("UPDATE {} SET lease_expires_at = now() WHERE {}").format(table, where), key
-        )
-        locking = asyncio.create_task(
-            claimer.execute(
-                sql.SQL("SELECT ctid::text FROM {} WHERE {} FOR UPDATE").format(table, where), key
-            )
-        )
-        await _until_waiting(other, claimer)
-        await other.commit()
-        version_row = await (await locking).fetchone()
-        assert version_row is not None
-        (version,) = version_row
+    lock = sql.SQL("SELECT ctid::text FROM {t} WHERE environment = %s AND id = %s FOR UPDATE")
+    async with _racing_an_eventless_update(kit, pg_cluster, lock) as (run, claimer, rows):
+        [(version,)] = rows
+        table = sql.Identifier(storage.tables.schema, "runs")
         current = await (
-            await claimer.execute(sql.SQL("SELECT ctid::text FROM {} WHERE {}").format(table, where), key)
+            await claimer.execute(
+                sql.SQL("SELECT ctid::text FROM {} WHERE environment = %s AND id = %s").format(table),
+                (kit.environment.name, run.id),
+            )
         ).fetchone()
         assert current == (version,)
         await bulk.update_locked_runs(claimer, storage.tables, [_next_write(kit, run)], {run.id: version})
@@ -197,28 +211,10 @@ async def test_one_statement_that_locks_and_updates_by_version_loses_to_a_concur
     the version the lock returns after waiting is newer than the statement's snapshot, so the
     update finds nothing. An outcome batch (one statement) must win after a heartbeat, which
     changes the row without an event, so it keeps the by-id update."""
-    storage = kit.storage
-    assert isinstance(storage, PostgresStorage)
-    run = (await kit.create(with_delivery=False)).run
-    table = sql.Identifier(storage.tables.schema, "runs")
-    key = (kit.environment.name, run.id)
-    dsn = pg_cluster.libpq_dsn
-    async with (
-        await psycopg.AsyncConnection.connect(dsn) as other,
-        await psycopg.AsyncConnection.connect(dsn) as writer,
-    ):
-        await other.execute(
-            sql.SQL("UPDATE {} SET lease_expires_at = now() WHERE environment = %s AND id = %s").format(
-                table
-            ),
-            key,
-        )
-        one_statement = sql.SQL(
-            "WITH held AS (SELECT ctid AS version FROM {t} WHERE environment = %s AND id = %s FOR UPDATE)"
-            " UPDATE {t} SET lease_expires_at = NULL FROM held WHERE {t}.ctid = held.version RETURNING {t}.id"
-        ).format(t=table)
-        updating = asyncio.create_task(writer.execute(one_statement, key))
-        await _until_waiting(other, writer)
-        await other.commit()
-        assert await (await updating).fetchall() == []
+    one_statement = sql.SQL(
+        "WITH held AS (SELECT ctid AS version FROM {t} WHERE environment = %s AND id = %s FOR UPDATE)"
+        " UPDATE {t} SET lease_expires_at = NULL FROM held WHERE {t}.ctid = held.version RETURNING {t}.id"
+    )
+    async with _racing_an_eventless_update(kit, pg_cluster, one_statement) as (_, writer, rows):
+        assert rows == []
         await writer.rollback()
