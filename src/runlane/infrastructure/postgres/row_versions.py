@@ -5,7 +5,7 @@ statement of the same transaction. Nothing else can change a row this transactio
 transaction does not change it in between, so the version the ``SELECT`` returned is still the
 row's current one when the write runs: the write fetches each row by its ``ctid`` (a TID scan)
 instead of locking it again by primary key and joining the locked ids back to ``runs`` (which on a
-small analyzed table the planner did by scanning every run of the environment). The write still
+5,000-run table the planner did by scanning every run of the environment). The write still
 matches id and expected sequence, so a version that no longer held the run would update nothing
 and the claim would fail loudly (``bulk.update_locked_runs``), never write another row.
 
