@@ -1,7 +1,12 @@
-"""Figures -> tables: each runlane figure beside each peer's, with the ratio runlane / peer."""
+"""Figures -> tables: each runlane figure beside each peer's, with the ratio runlane / peer.
+
+With several rounds (``bench/run.py --rounds K``) each figure is the median of its rounds, and the
+ratio column also shows the lowest and highest of the per-round ratios.
+"""
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -12,6 +17,23 @@ WORKLOAD_ORDER = ("enqueue_one", "enqueue_batch", "drain_1p", "drain_2p", "laten
 PEER_WORKLOAD = {"latency_poll_50ms": "latency"}
 # Per system and multi-setting workload, the figure that picks the setting shown in the table.
 SETTING_SELECTOR = "throughput"
+
+
+def medians(figures: Iterable[Figure]) -> list[Figure]:
+    """One figure per system, step and figure name: the median of its rounds.
+
+    The per-round values stay in ``by_round`` (round number -> value) so that ratios can be taken
+    round by round. Figures without a ``round`` (a single-round run) count as round 1.
+    """
+    groups: dict[tuple[str, str, str, str], list[Figure]] = {}
+    for fig in figures:
+        key = (fig["system"], fig["workload"], fig.get("step", ""), fig["figure"])
+        groups.setdefault(key, []).append(fig)
+    out: list[Figure] = []
+    for rounds in groups.values():
+        by_round = {int(f.get("round", 1)): float(f["value"]) for f in rounds}
+        out.append({**rounds[0], "value": statistics.median(by_round.values()), "by_round": by_round})
+    return out
 
 
 def best_settings(figures: Iterable[Figure]) -> list[Figure]:
@@ -57,9 +79,31 @@ def _order(workload: str) -> tuple[int, str]:
     return (WORKLOAD_ORDER.index(family) if family in WORKLOAD_ORDER else len(WORKLOAD_ORDER), workload)
 
 
+def _ratio(fig: Figure, other: Figure) -> str:
+    """``0.45x``, and with several rounds in common ``0.45x (0.41-0.52)``: median ratio, then its range."""
+    if not other["value"]:
+        return "—"
+    text = f"{fig['value'] / other['value']:.2f}x"
+    mine: dict[int, float] = fig.get("by_round") or {}
+    theirs: dict[int, float] = other.get("by_round") or {}
+    per_round = [mine[r] / theirs[r] for r in sorted(mine.keys() & theirs.keys()) if theirs[r]]
+    if len(per_round) > 1:
+        text += f" ({min(per_round):.2f}-{max(per_round):.2f})"
+    return text
+
+
+def rounds_of(figures: Iterable[Figure]) -> int:
+    """How many rounds the figures come from (1 for figures without a round)."""
+    return max((int(f.get("round", 1)) for f in figures), default=1)
+
+
 def markdown_tables(figures: Sequence[Figure], peers: Sequence[str]) -> str:
-    """One markdown table per workload: runlane's figure, each peer's, and runlane / peer."""
-    kept = best_settings(figures)
+    """One markdown table per workload: runlane's figure, each peer's, and runlane / peer.
+
+    Values are medians over the rounds; the drain setting shown is the one with the best median.
+    """
+    rounds = rounds_of(figures)
+    kept = best_settings(medians(figures))
     index = {(f["system"], f["workload"], f["figure"]): f for f in kept}
     runlane = [f for f in kept if f["system"] == "runlane"]
     workloads = sorted({f["workload"] for f in runlane}, key=_order)
@@ -83,10 +127,15 @@ def markdown_tables(figures: Sequence[Figure], peers: Sequence[str]) -> str:
                     continue
                 other_setting = _setting(other)
                 row.append(f"{_fmt(other['value'])}" + (f" ({other_setting})" if other_setting else ""))
-                row.append(f"{fig['value'] / other['value']:.2f}x" if other["value"] else "—")
+                row.append(_ratio(fig, other))
             out.append("| " + " | ".join(row) + " |")
     out.append(
         "\nratio = runlane / peer. For `better = higher` (throughput) a ratio above 1 means runlane is "
         "ahead; for `better = lower` (tx, WAL, CPU, latency, RSS) a ratio below 1 means runlane is ahead."
     )
+    if rounds > 1:
+        out.append(
+            f"Each value is the median of {rounds} interleaved rounds; a ratio's brackets give the lowest "
+            "and highest of the per-round ratios (runlane's round r against the peer's round r)."
+        )
     return "\n".join(out)

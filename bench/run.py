@@ -1,13 +1,17 @@
 """Benchmark runlane (and optionally Procrastinate and PgQueuer) on a private PostgreSQL cluster.
 
     python bench/run.py [--n 10000] [--peers] [--only runlane|pgqueuer|procrastinate]
-                        [--json-only] [--rss-runs 100000] [--latency-seconds 10] [--durable]
+                        [--rounds 1] [--json-only] [--rss-runs 100000] [--latency-seconds 10]
+                        [--durable]
 
 Starts its own cluster (tests/support/pg_cluster.py) on 127.0.0.1, gives every workload a fresh
 database copied from a template (empty, or pre-filled with N due runs), runs each workload in a
 fresh process of that system's interpreter (runlane: this interpreter; peers:
 bench/.peers-venv, made by bench/peers/setup.sh), and prints one JSON line per figure, then a
-table per workload with each runlane figure as a ratio to each peer. The cluster is stopped and
+table per workload with each runlane figure as a ratio to each peer. With ``--rounds K`` the
+systems' workloads run K times, interleaved (round 1: runlane, then each peer; round 2 starts with
+the next system, ...), and the table shows each figure's median with the range of the per-round
+ratios, so a busy machine's drift shows instead of deciding a ratio. The cluster is stopped and
 deleted at exit. Method and latest results: docs/performance.md.
 """
 
@@ -104,7 +108,8 @@ def runlane_worker_has_batch_size() -> bool:
     return "batch_size" in inspect.signature(Runlane.worker).parameters
 
 
-def plan(system: System, args: argparse.Namespace) -> list[Step]:
+def plan(system: System, args: argparse.Namespace, round_number: int = 1) -> list[Step]:
+    """The steps of one round. The RSS drain is not compared with a peer and takes longest: round 1 only."""
     steps = [
         Step("enqueue_one", "enqueue_one", "empty"),
         Step("enqueue_batch", "enqueue_batch", "empty"),
@@ -118,7 +123,8 @@ def plan(system: System, args: argparse.Namespace) -> list[Step]:
     if system.name == "runlane":
         fast = {**latency, "poll_interval": "50ms", "label": "latency_poll_50ms"}
         steps.append(Step("latency_poll_50ms", "latency", "empty", fast))
-        steps.append(Step("rss", "rss", "rss", {"total": args.rss_runs, "concurrency": 10}))
+        if round_number == 1:
+            steps.append(Step("rss", "rss", "rss", {"total": args.rss_runs, "concurrency": 10}))
     if args.workloads:
         wanted = set(args.workloads.split(","))
         steps = [step for step in steps if step.workload in wanted or step.name in wanted]
@@ -162,6 +168,7 @@ class Runner:
         self.args = args
         self.figures: list[dict[str, Any]] = []
         self.failures: list[str] = []
+        self.drain_2p_settings: dict[str, dict[str, Any]] = {}
 
     def log(self, message: str) -> None:
         print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
@@ -207,17 +214,23 @@ class Runner:
             vacuum(self.cluster, name)
             self.log(f"{system.name}: template {kind} with {runs} runs in {time.monotonic() - started:.0f}s")
 
-    def run_system(self, system: System) -> None:
+    def prepare_system(self, system: System) -> bool:
+        """Build ``system``'s templates once for every round; False (and a recorded failure) if not."""
         self.log(f"{system.name}: preparing templates")
         try:
             self.prepare(system)
         except Exception as exc:
             self.failures.append(f"{system.name} setup: {exc}")
             self.log(f"{system.name}: setup FAILED: {exc}")
-            return
-        for step in plan(system, self.args):
+            return False
+        return True
+
+    def run_round(self, system: System, round_number: int) -> None:
+        for step in plan(system, self.args, round_number):
             if step.name == "drain_2p":
-                step.options.update(self.best_drain_setting(system.name))
+                # Chosen in round 1 and kept, so every round's drain_2p is the same configuration.
+                best = self.drain_2p_settings.setdefault(system.name, self.best_drain_setting(system.name))
+                step.options.update(best)
             database = f"bench_{system.name}_{step.name}"
             create_database(self.cluster, database, template=f"tmpl_{system.name}_{step.template}")
             runs = self.args.rss_runs if step.template == "rss" else self.args.n
@@ -225,17 +238,26 @@ class Runner:
             try:
                 figures = self.invoke(system, step.workload, database, step.options, self.timeout_for(runs))
             except Exception as exc:  # one failed workload must not lose the others
-                self.failures.append(f"{system.name} {step.name}: {exc}")
-                self.log(f"{system.name} {step.name}: FAILED: {exc}")
+                self.failures.append(f"{system.name} {step.name} round {round_number}: {exc}")
+                self.log(f"{system.name} {step.name} round {round_number}: FAILED: {exc}")
                 continue
             finally:
                 drop_database(self.cluster, database)
             for fig in figures:
                 fig["step"] = step.name
+                fig["round"] = round_number
                 print(json.dumps(fig), flush=True)
             self.figures.extend(figures)
             took = time.monotonic() - started
-            self.log(f"{system.name} {step.name}: {len(figures)} figures in {took:.0f}s")
+            self.log(f"{system.name} {step.name} round {round_number}: {len(figures)} figures in {took:.0f}s")
+
+    def run(self, systems: Sequence[System]) -> None:
+        """Every round runs each prepared system once; the starting system rotates between rounds."""
+        ready = [system for system in systems if self.prepare_system(system)]
+        for round_number in range(1, self.args.rounds + 1):
+            shift = (round_number - 1) % len(ready) if ready else 0
+            for system in ready[shift:] + ready[:shift]:
+                self.run_round(system, round_number)
 
     def best_drain_setting(self, system: str) -> dict[str, Any]:
         best: dict[str, Any] = {}
@@ -262,6 +284,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--peers", action="store_true", help="also measure Procrastinate and PgQueuer")
     parser.add_argument("--only", choices=SYSTEMS, help="measure one system only")
     parser.add_argument("--json-only", action="store_true", help="print the JSON lines, no table")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every system's workloads this many times, interleaved; tables show medians (default 1)",
+    )
     parser.add_argument("--rss-runs", type=int, default=0, help="runs in the RSS drain (default 10 x n)")
     parser.add_argument("--latency-rate", type=float, default=200.0, help="runs/s (default 200)")
     parser.add_argument("--latency-seconds", type=float, default=10.0, help="seconds (default 10)")
@@ -282,6 +310,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error("--n must be positive")
+    if args.rounds < 1:
+        parser.error("--rounds must be positive")
     args.rss_runs = args.rss_runs or 10 * args.n
     if args.rss_runs < args.n:
         parser.error("--rss-runs must be at least --n")
@@ -322,6 +352,7 @@ def environment(cluster: PostgresCluster, args: argparse.Namespace, argv: Sequen
         "cluster_settings": {**cluster.settings},
         "n": args.n,
         "rss_runs": args.rss_runs,
+        "rounds": args.rounds,
     }
 
 
@@ -337,8 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         env = environment(cluster, args, argv)
         print(json.dumps({"environment": env}), file=sys.stderr, flush=True)
         runner = Runner(cluster, args)
-        for name in names:
-            runner.run_system(table[name])
+        runner.run([table[name] for name in names])
     args.save.parent.mkdir(parents=True, exist_ok=True)
     with args.save.open("w", encoding="utf-8") as fh:
         fh.write(json.dumps({"environment": env}) + "\n")

@@ -63,3 +63,29 @@ def test_bench_prints_every_runlane_figure_as_json(tmp_path: Path) -> None:
     assert len(settings) == 2
     saved = (tmp_path / "figures.jsonl").read_text().splitlines()
     assert len(saved) == len(figures) + 1  # the environment line, then every figure
+
+
+def test_rounds_repeat_each_workload_and_the_table_reports_medians(tmp_path: Path) -> None:
+    command = [
+        sys.executable,
+        str(ROOT / "bench" / "run.py"),
+        "--n=100",
+        "--only=runlane",
+        "--rounds=2",
+        "--rss-runs=200",
+        "--workloads=enqueue_one,rss",
+        f"--save={tmp_path / 'figures.jsonl'}",
+    ]
+    proc = subprocess.run(
+        command, capture_output=True, text=True, timeout=240, cwd=ROOT, stdin=subprocess.DEVNULL
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+    figures = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    rounds = {(f["workload"], f["round"]) for f in figures if f["figure"] == "throughput"}
+    # enqueue_one runs in both rounds; the long RSS drain (no peer to compare with) in the first only.
+    assert rounds == {("enqueue_one", 1), ("enqueue_one", 2), ("rss", 1)}
+    assert "Each value is the median of 2 interleaved rounds" in proc.stdout
+    saved = [json.loads(line) for line in (tmp_path / "figures.jsonl").read_text().splitlines()]
+    assert saved[0]["environment"]["rounds"] == 2
+    assert len(saved) == len(figures) + 1
