@@ -133,3 +133,30 @@ async def test_repeated_hot_statements_are_prepared_on_the_server(
     assert any("unnest" in text and "INSERT INTO" in text for text in texts), texts
     assert any("SKIP LOCKED" in text for text in texts), texts
     assert any("UPDATE" in text and "unnest" in text and "w_runs" in text for text in texts), texts
+
+
+async def test_one_run_updates_reuse_the_servers_generic_plan_instead_of_planning_each_time(
+    one_connection_storage: PostgresStorage,
+) -> None:
+    """A one-run claim's write and a one-run outcome bind their run's values as scalars
+    (``bulk.RunWrite.ONE``). With one-element arrays instead, Postgres judged the generic plan
+    (which assumes ten rows per array) dearer than a custom one and planned every execution
+    again: 0.6 ms of the statement's 0.9 ms of server time."""
+    storage = one_connection_storage
+    clock = ControlledClock()
+    env = Environment(f"hot_{uuid.uuid4().hex[:10]}")
+    await _create(storage, env, clock, 30)
+    for _ in range(30):  # past psycopg's threshold (5) and the server's first 5 custom plans
+        await _claim_and_finish(storage, env, clock, 1)
+    async with storage.driver_pool.connection() as conn:
+        cursor = await conn.execute(
+            "select generic_plans, custom_plans from pg_prepared_statements"
+            " where statement like '%AS w_expected) AS r WHERE%'"
+        )
+        rows = await cursor.fetchall()
+    # psycopg prepares one statement per parameter types: a claim binds a lease expiry, an
+    # outcome a NULL, so the same text may be prepared twice. Each must have kept its generic plan.
+    assert rows, "the one-run update was never prepared"
+    for generic, custom in rows:
+        assert custom <= 5, rows
+        assert generic >= 15, rows

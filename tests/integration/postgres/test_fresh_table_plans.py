@@ -219,6 +219,8 @@ async def test_creates_and_updates_on_a_fresh_table_look_runs_up_by_primary_key_
       generic plan made that a hash join over a bitmap scan of ``ix_runs_updated`` for the whole
       environment, so a one-run claim grew from 2.1 to 6.3 ms over a 10 s replay on an empty
       database. Each id is now locked by a lateral primary-key lookup (``bulk.locked_in_id_order``).
+    - A one-run update takes no separate lock: its values are scalar parameters and its row is
+      reached by the whole primary key (``bulk.RunWrite.ONE``), one scan.
     """
     environment = Environment("fresh_lookups")
     clock = ControlledClock()
@@ -238,10 +240,10 @@ async def test_creates_and_updates_on_a_fresh_table_look_runs_up_by_primary_key_
             await storage.append_run_events(
                 next_run_data(run, delivery_requested_event(run, now=clock.now())).append_command(clock.now())
             )
-    # Each create's ON CONFLICT check is one primary-key scan, and each update two (its lock and
-    # its row): once all are counted, every backend that wrote has flushed its counters (they do
-    # so when they exit). Bounded wait.
-    expected = len(creates) + 2 * UPDATES
+    # Each create's ON CONFLICT check is one primary-key scan, and each one-run update one (its
+    # row): once all are counted, every backend that wrote has flushed its counters (they do so
+    # when they exit). Bounded wait.
+    expected = len(creates) + UPDATES
     for _ in range(100):
         scans = _index_scans(pg_cluster.libpq_dsn, fresh_schema)
         if scans.get("pk_runs", 0) >= expected:

@@ -133,7 +133,8 @@ async def test_large_claims_write_by_version_unprepared_and_small_ones_by_id_pre
     updates = [text for text in prepared if "UPDATE" in text and ".runs SET" in text]
     assert updates, prepared
     assert all("ctid" not in text for text in updates), updates  # the held write: never prepared
-    assert any("w_locked" in text for text in updates), updates  # the small claims' by-id write
+    # The one-run claims' write: by id, its values one row of scalar parameters (``RunWrite.ONE``).
+    assert any("AS w_expected) AS r WHERE" in text for text in updates), updates
 
 
 async def _until_waiting(
