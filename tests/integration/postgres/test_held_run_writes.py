@@ -107,6 +107,23 @@ def test_row_versions_go_with_and_only_with_a_held_write() -> None:
     assert raised.value.meta == {"run_ids": ["run_a"]}
 
 
+def test_an_update_of_one_run_binds_scalars_and_of_more_runs_arrays_behind_the_lock() -> None:
+    clock = ControlledClock()
+    env = Environment("one")
+    staged = []
+    for run_id in ("run_a", "run_b"):
+        run = create_queued_run_data(run_id, now=clock.now(), environment=env).run
+        event = delivery_requested_event(run, now=clock.now())
+        staged.append(stage_command(next_run_data(run, event).append_command(clock.now())))
+    one, one_params = bulk.staged_statement("public", staged[:1], bulk.RunWrite.UPDATE)
+    two, two_params = bulk.staged_statement("public", staged, bulk.RunWrite.UPDATE)
+    assert "AS w_expected) AS r WHERE" in str(one) and "w_locked" not in str(one)
+    assert one_params["r_id"] == "run_a" and one_params["r_w_expected"] == staged[0].expected_sequence
+    assert "w_locked" in str(two) and two_params["r_id"] == '{"run_a","run_b"}'
+    with pytest.raises(RunlaneError, match="exactly one run"):
+        bulk.staged_statement("public", staged, bulk.RunWrite.ONE)
+
+
 async def test_large_claims_write_by_version_unprepared_and_small_ones_by_id_prepared(
     pg_cluster: PostgresCluster, pg_migrated_schema: str
 ) -> None:

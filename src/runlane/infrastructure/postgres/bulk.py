@@ -4,7 +4,9 @@ Rows travel as one array per column (``unnest($1::text[], $2::int[], ...)``,
 each an array literal encoded by ``array_literals``), so the SQL text never depends on how many
 runs a batch holds: SQLAlchemy compiles each statement once per schema and psycopg prepares it on
 the server after a few executions (``prepare_threshold``). A per-row ``VALUES`` list or an
-expanding ``IN`` would give every batch size its own text, cache entry and prepared statement.
+expanding ``IN`` would give every batch size its own text, cache entry and prepared statement. An
+update of one run has a text of its own, with scalar parameters (``RunWrite.ONE``), so that the
+server keeps its generic plan.
 
 ``write_staged`` is a single statement of data-modifying CTEs: the head writes the run rows
 (a compare-and-set ``UPDATE``, after locking the batch's rows in id order or, for rows the
@@ -314,10 +316,10 @@ def _update_head(r: sa.Table, mode: RunWrite) -> tuple[Rows, sa.CTE]:
     v = runs.source
     if mode is RunWrite.ONE:
         # One row: the UPDATE's own row lock is the whole lock order, and ``environment = $1
-        # AND id = $2`` matches every column of ``pk_runs``. Through the lock CTE's join, the
-        # generic plan psycopg's prepared statement gets (made while ``runs`` was small) hashed
-        # every run of the environment; with values the planner knows, Postgres planned each
-        # execution again (0.6 ms of a 0.9 ms statement).
+        # AND id = $2`` matches every column of ``pk_runs`` in any plan. With one-element arrays
+        # the server took the generic plan (ten rows assumed per array) as dearer and planned
+        # every execution again (0.6 ms of a 0.9 ms statement); and a generic plan of the lock
+        # CTE's join, made while ``runs`` was small, hashed every run of the environment.
         reached = [r.c.environment == sa.bindparam(_ENVIRONMENT)]
     elif mode is RunWrite.HELD:
         # No ``environment = $1``: on a table without statistics that condition looks selective
