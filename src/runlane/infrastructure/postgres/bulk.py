@@ -100,7 +100,7 @@ class RunWrite(Enum):
     # (``row_versions``), same compare-and-set: no lock to take again, no join back by id.
     HELD = "held"
     # ``UPDATE`` of a single run (``staged_statement`` picks it): the run's values are scalar
-    # parameters, so every plan, generic or custom, reaches the run by its whole primary key.
+    # parameters, so the generic plan has the custom plan's shape and the server keeps it.
     ONE = "one"
 
 
@@ -173,58 +173,41 @@ class Rows:
         prefix: str,
         names: Sequence[str],
         extra: Sequence[tuple[str, TypeEngine[Any]]] = (),
+        *,
+        single: bool = False,
     ) -> "Rows":
+        """``unnest`` of one array per column; ``single``: ``(SELECT CAST($1 AS type) AS col, ...) AS
+        prefix``, one row, whose values Postgres pulls up into the conditions that use them."""
         typed = [(name, _item_type(table.c[name])) for name in names] + list(extra)
-        arrays = [array_param(_bind(prefix, name), item) for name, item in typed]
-        # WITH ORDINALITY: rows keep the order they were staged in, whatever the join does.
-        source = (
-            sa.func.unnest(*arrays)
-            .table_valued(
-                *(sa.column(name, item) for name, item in typed), name=prefix, with_ordinality=_ORDINAL
+        source: sa.FromClause
+        if single:
+            source = sa.select(
+                *(sa.cast(sa.bindparam(_bind(prefix, name)), item).label(name) for name, item in typed)
+            ).subquery(prefix)
+        else:
+            arrays = [array_param(_bind(prefix, name), item) for name, item in typed]
+            # WITH ORDINALITY: rows keep the order they were staged in, whatever the join does.
+            source = (
+                sa.func.unnest(*arrays)
+                .table_valued(
+                    *(sa.column(name, item) for name, item in typed), name=prefix, with_ordinality=_ORDINAL
+                )
+                .render_derived()
             )
-            .render_derived()
-        )
         encoders = tuple(
-            (name, _bind(prefix, name), cls._encoder(table.c[name].type if name in table.c else item))
+            (name, _bind(prefix, name), cls._encoder(table.c[name].type if name in table.c else item, single))
             for name, item in typed
         )
         return cls(table=table, prefix=prefix, names=tuple(names), source=source, encoders=encoders)
 
-    @classmethod
-    def single(
-        cls,
-        table: sa.Table,
-        prefix: str,
-        names: Sequence[str],
-        extra: Sequence[tuple[str, TypeEngine[Any]]] = (),
-    ) -> "Rows":
-        """``(SELECT CAST($1 AS type) AS col, ...) AS prefix``: one row, whose values Postgres pulls
-        up into the conditions that use them (``id = $1`` is a primary-key lookup in any plan)."""
-        typed = [(name, _item_type(table.c[name])) for name in names] + list(extra)
-        source = sa.select(
-            *(sa.cast(sa.bindparam(_bind(prefix, name)), item).label(name) for name, item in typed)
-        ).subquery(prefix)
-        encoders = tuple(
-            (
-                name,
-                _bind(prefix, name),
-                Rows._document if name in table.c and isinstance(table.c[name].type, ExactJson) else _first,
-            )
-            for name, _ in typed
-        )
-        return cls(table=table, prefix=prefix, names=tuple(names), source=source, encoders=encoders)
-
     @staticmethod
-    def _document(values: Sequence[object]) -> str:
-        """The one document, serialised exactly as ``ExactJson`` would, cast back to ``json`` in SQL."""
-        (value,) = values
-        return dumps_json(value)
-
-    @staticmethod
-    def _encoder(column_type: TypeEngine[Any]) -> _Encoder:
-        """The whole-column encoder for a column type (each encodes as ``array_literal`` would)."""
+    def _encoder(column_type: TypeEngine[Any], single: bool) -> _Encoder:
+        """The whole-column encoder for a column type (each encodes as ``array_literal`` would), or
+        (``single``) the one row's value as psycopg binds it."""
         if isinstance(column_type, ExactJson):
-            return Rows._documents
+            return Rows._document if single else Rows._documents
+        if single:
+            return _first
         if isinstance(column_type, sa.DateTime):
             return timestamp_array
         if isinstance(column_type, sa.Integer):
@@ -232,6 +215,12 @@ class Rows:
         if isinstance(column_type, sa.String):
             return text_array
         return array_literal
+
+    @staticmethod
+    def _document(values: Sequence[object]) -> str:
+        """The one document, serialised exactly as ``ExactJson`` would, cast back to ``json`` in SQL."""
+        (value,) = values
+        return dumps_json(value)
 
     @staticmethod
     def _documents(values: Sequence[object]) -> str:
@@ -311,12 +300,12 @@ def _update_head(r: sa.Table, mode: RunWrite) -> tuple[Rows, sa.CTE]:
     extra: tuple[tuple[str, TypeEngine[Any]], ...] = ((_EXPECTED, sa.Integer()),)
     if mode is RunWrite.HELD:
         extra += ((_VERSION, Tid()),)
-    rows = Rows.single if mode is RunWrite.ONE else Rows.of
-    runs = rows(r, "r", ("id", *_UPDATED_RUN_COLUMNS), extra=extra)
+    runs = Rows.of(r, "r", ("id", *_UPDATED_RUN_COLUMNS), extra=extra, single=mode is RunWrite.ONE)
     v = runs.source
     if mode is RunWrite.ONE:
         # One row: the UPDATE's own row lock is the whole lock order, and ``environment = $1
-        # AND id = $2`` matches every column of ``pk_runs`` in any plan. With one-element arrays
+        # AND id = $2`` matches every column of ``pk_runs`` (test_fresh_table_plans checks the
+        # generic and custom plans on a table without statistics). With one-element arrays
         # the server took the generic plan (ten rows assumed per array) as dearer and planned
         # every execution again (0.6 ms of a 0.9 ms statement); and a generic plan of the lock
         # CTE's join, made while ``runs`` was small, hashed every run of the environment.
