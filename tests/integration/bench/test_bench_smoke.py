@@ -25,23 +25,32 @@ EXPECTED = {
 }
 
 
-def test_bench_prints_every_runlane_figure_as_json(tmp_path: Path) -> None:
+def _bench(tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """``bench/run.py --only=runlane`` with ``options``, its JSON lines saved under ``tmp_path``."""
     command = [
         sys.executable,
         str(ROOT / "bench" / "run.py"),
-        "--n=200",
         "--only=runlane",
-        "--json-only",
-        "--rss-runs=400",
-        "--latency-seconds=1",
-        "--latency-rate=50",
-        "--drain-settings=c10,c20b5",
+        *options,
         f"--save={tmp_path / 'figures.jsonl'}",
     ]
     proc = subprocess.run(
         command, capture_output=True, text=True, timeout=240, cwd=ROOT, stdin=subprocess.DEVNULL
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc
+
+
+def test_bench_prints_every_runlane_figure_as_json(tmp_path: Path) -> None:
+    proc = _bench(
+        tmp_path,
+        "--n=200",
+        "--json-only",
+        "--rss-runs=400",
+        "--latency-seconds=1",
+        "--latency-rate=50",
+        "--drain-settings=c10,c20b5",
+    )
 
     figures = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
     seen: dict[str, set[str]] = {}
@@ -66,20 +75,7 @@ def test_bench_prints_every_runlane_figure_as_json(tmp_path: Path) -> None:
 
 
 def test_rounds_repeat_each_workload_and_the_table_reports_medians(tmp_path: Path) -> None:
-    command = [
-        sys.executable,
-        str(ROOT / "bench" / "run.py"),
-        "--n=100",
-        "--only=runlane",
-        "--rounds=2",
-        "--rss-runs=200",
-        "--workloads=enqueue_one,rss",
-        f"--save={tmp_path / 'figures.jsonl'}",
-    ]
-    proc = subprocess.run(
-        command, capture_output=True, text=True, timeout=240, cwd=ROOT, stdin=subprocess.DEVNULL
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    proc = _bench(tmp_path, "--n=100", "--rounds=2", "--rss-runs=200", "--workloads=enqueue_one,rss")
 
     figures = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     rounds = {(f["workload"], f["round"]) for f in figures if f["figure"] == "throughput"}
