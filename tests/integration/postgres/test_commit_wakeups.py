@@ -19,6 +19,7 @@ from runlane.domain.errors import RunlaneError
 from runlane.domain.vocabulary import ErrorCode, OutboxMessageStatus, StorageConflictKind
 from runlane.infrastructure.lanes import create_postgres_lane
 from runlane.infrastructure.postgres import PostgresNotifyTransport, PostgresStorage
+from runlane.infrastructure.postgres.batch_appends import PIPELINE_CHUNK
 from runlane.ports.storage_commands import ListOutboxMessages, OutboxMessage
 from runlane.testing.clocks import ControlledClock
 from runlane.testing.conformance.transport_suite import WakeupInbox
@@ -130,6 +131,18 @@ async def test_batched_and_keyed_triggers_publish_in_their_commit_too(setup: Set
         assert len(result.published) == 1
         (row,) = await setup.rows(result.run.id)
         assert (row.status, row.attempts, row.claim_token) == (OutboxMessageStatus.PUBLISHED, 1, None)
+    assert await setup.every.wait_for(_heard(setup.every, ids), WAIT)
+    assert sorted(m.run_id for m in setup.every.messages) == sorted(ids)  # once each
+
+
+async def test_a_pipelined_batch_publishes_every_wakeup_once_in_its_one_commit(setup: Setup) -> None:
+    count = 2 * PIPELINE_CHUNK + 1  # three chunks (batch_appends.write_pipelined_creates)
+    with recorded_statements(setup.storage.engine) as sent:
+        results = await setup.runtime.trigger_many("emails.send", [{"n": n} for n in range(count)])
+    assert len(sent) == 3 and all("pg_notify" in text for text in sent), sent
+    created = [r for r in results if not isinstance(r, Exception)]
+    assert len(created) == count and all(len(r.published) == 1 for r in created)
+    ids = {r.run.id for r in created}
     assert await setup.every.wait_for(_heard(setup.every, ids), WAIT)
     assert sorted(m.run_id for m in setup.every.messages) == sorted(ids)  # once each
 

@@ -14,10 +14,16 @@ if the appends had been separate calls.
 
 Only ``storage_conflict`` is returned per item. Any other error (an invalid item, a lost
 connection) raises for the whole call, and since everything is one transaction nothing is written.
+
+A large batch of plain creates (``trigger_many``) is written in chunks of ``PIPELINE_CHUNK`` runs,
+one statement each, sent in psycopg's pipeline mode inside one transaction: the server writes
+chunk k while this process stages chunk k + 1, and the results come back after the last one.
+One statement for the whole batch kept the two sides taking turns.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from sqlalchemy import exc as sa_exc
@@ -25,8 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runlane.domain.errors import RunlaneError, invariant_violation
 from runlane.domain.vocabulary import ErrorCode, RunEventType
-from runlane.infrastructure.postgres import runs
-from runlane.infrastructure.postgres.bulk import RunWrite, current_sequences, write_staged
+from runlane.infrastructure.postgres import driver_statements, runs
+from runlane.infrastructure.postgres.bulk import RunWrite, current_sequences, staged_statement, write_staged
 from runlane.infrastructure.postgres.driver_statements import Driver
 from runlane.infrastructure.postgres.errors import translate_error
 from runlane.infrastructure.postgres.schema import StorageTables
@@ -41,6 +47,9 @@ from runlane.ports.storage_rules import sequence_conflict
 Outcome = AppendRunEventsResult | RunlaneError
 # What the driver may raise (as in ``storage``); translated so a unique violation is a conflict.
 DRIVER_ERRORS = (sa_exc.SQLAlchemyError, psycopg.Error, OSError, UnicodeEncodeError)
+# Runs per statement of a pipelined batch of creates (``write_pipelined_creates``). Batches
+# shorter than two chunks stay one statement, as there is nothing to overlap.
+PIPELINE_CHUNK = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +110,16 @@ async def _write_segment(
     updates = sorted((p for p in segment if not p.staged.is_create), key=lambda p: p.staged.new.id)
     won = await write_staged(conn, t, [p.staged for p in creates], RunWrite.CREATE)
     won |= await write_staged(conn, t, [p.staged for p in updates], RunWrite.UPDATE)
-    lost = [p.staged.new.id for p in segment if p.staged.new.id not in won]
-    actual = await current_sequences(conn, t, segment[0].staged.environment.name, lost)
-    for p in segment:
+    await _record_outcomes(conn, t, segment, won, results)
+
+
+async def _record_outcomes(
+    conn: Driver, t: StorageTables, written: Sequence[_Plain], won: set[str], results: list[Outcome | None]
+) -> None:
+    """Each written item's outcome: its result, or the ``sequence`` conflict of a run that lost."""
+    lost = [p.staged.new.id for p in written if p.staged.new.id not in won]
+    actual = await current_sequences(conn, t, written[0].staged.environment.name, lost)
+    for p in written:
         item = p.staged
         if item.new.id not in won:
             results[p.index] = sequence_conflict(item.new.id, item.expected_sequence, actual.get(item.new.id))
@@ -140,6 +156,54 @@ def stage_all(command: AppendManyRunEvents, *, notify: bool = False) -> list[Sta
     """
     _check(command)
     return [plain_staged(item, notify=notify) for item in command.commands]
+
+
+def pipelined_creates(command: AppendManyRunEvents) -> bool:
+    """Whether ``command`` is a batch of at least two chunks of plain creates of distinct runs."""
+    _check(command)
+    items = command.commands
+    return (
+        len(items) >= 2 * PIPELINE_CHUNK
+        and all(
+            item.expected_sequence == 0 and item.concurrency_limit is None and not _keyed_create(item)
+            for item in items
+        )
+        and len({item.run_id for item in items}) == len(items)
+    )
+
+
+async def write_pipelined_creates(
+    conn: psycopg.AsyncConnection[Any], t: StorageTables, command: AppendManyRunEvents, *, notify: bool
+) -> tuple[Outcome, ...]:
+    """``pipelined_creates`` batches, in ``conn``'s transaction: each chunk is staged, then sent
+    without waiting for the one before it; an item fails the call before anything commits.
+
+    Chunks follow the runs' id order, as ``_write_segment`` does, and a run whose id already
+    existed gets the same ``sequence`` conflict as there.
+    """
+    order = sorted(range(len(command.commands)), key=lambda index: command.commands[index].run_id)
+    sent: list[tuple[psycopg.AsyncRawCursor[Any], list[_Plain]]] = []
+    async with conn.pipeline():
+        for start in range(0, len(order), PIPELINE_CHUNK):
+            chunk = [
+                _Plain(index, _staged_create(command.commands[index], notify))
+                for index in order[start : start + PIPELINE_CHUNK]
+            ]
+            statement, params = staged_statement(t.schema, [p.staged for p in chunk], RunWrite.CREATE)
+            sent.append((await driver_statements.execute(conn, statement, params), chunk))
+    won: set[str] = set()
+    for cursor, _ in sent:
+        won.update(row[0] for row in await cursor.fetchall())
+    results: list[Outcome | None] = [None] * len(order)
+    await _record_outcomes(conn, t, [p for _, chunk in sent for p in chunk], won, results)
+    return tuple(result for result in results if result is not None)
+
+
+def _staged_create(command: AppendRunEvents, notify: bool) -> StagedWrite:
+    staged = plain_staged(command, notify=notify)
+    if staged is None or not staged.is_create:  # excluded by ``pipelined_creates``
+        raise invariant_violation("A pipelined create must be a plain create.", run_id=command.run_id)
+    return staged
 
 
 def one_statement(plans: Sequence[StagedWrite | None]) -> list[StagedWrite] | None:

@@ -322,6 +322,12 @@ class PostgresStorage:
         """One transaction, set-based where possible; conflicts are returned per item (``batch_appends``)."""
         if not command.commands:
             return AppendManyRunEventsResult(results=())
+        if batch_appends.pipelined_creates(command):
+            async with self._driver_transaction("append_many_run_events") as driver:
+                results = await batch_appends.write_pipelined_creates(
+                    driver, self._tables, command, notify=self._notify
+                )
+            return AppendManyRunEventsResult(results=results)
         plans = batch_appends.stage_all(command, notify=self._notify)
         single = batch_appends.one_statement(plans)
         if single is not None:
