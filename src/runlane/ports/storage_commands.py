@@ -2,13 +2,14 @@
 
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 
 from runlane.domain.errors import RunlaneError
 from runlane.domain.pages import PaginationParams
 from runlane.domain.run_events import RunEvent, RunEventRecord
 from runlane.domain.run_record import RunRecord
+from runlane.domain.slot_init import slot_copier, slot_init, slot_setter
 from runlane.domain.values import DeliveryMessage, Environment, OutboxFailureRecord
 from runlane.domain.vocabulary import OutboxMessageStatus, RunSortField, RunStatus, SortDirection
 
@@ -254,6 +255,7 @@ class ReleaseExpiredReservations:
     limit: int
 
 
+@slot_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OutboxMessage:
     id: str
@@ -274,13 +276,8 @@ class OutboxMessage:
 
     def claimed_at_append(self, now: datetime) -> "OutboxMessage":
         """This freshly derived row as an append with ``claim_outbox`` writes it (see ``AppendRunEvents``)."""
-        return replace(
-            self,
-            status=OutboxMessageStatus.CLAIMED,
-            claim_token=uuid.uuid4().hex,
-            claimed_at=now,
-            attempts=self.attempts + 1,
-            updated_at=now,
+        return _attempted(
+            self, OutboxMessageStatus.CLAIMED, now, claim_token=uuid.uuid4().hex, claimed_at=now
         )
 
     def published_at_append(self, now: datetime) -> "OutboxMessage":
@@ -288,13 +285,27 @@ class OutboxMessage:
 
         What a claim and a successful publish at ``now`` would leave, without the publisher's claim.
         """
-        return replace(
-            self,
-            status=OutboxMessageStatus.PUBLISHED,
-            attempts=self.attempts + 1,
-            published_at=now,
-            updated_at=now,
-        )
+        return _attempted(self, OutboxMessageStatus.PUBLISHED, now, published_at=now)
+
+
+_OUTBOX_FIELDS = tuple(f.name for f in fields(OutboxMessage))
+_copy_outbox = slot_copier(OutboxMessage, _OUTBOX_FIELDS)
+_set_outbox = {name: slot_setter(OutboxMessage, name) for name in _OUTBOX_FIELDS}
+
+
+def _attempted(
+    row: OutboxMessage, status: OutboxMessageStatus, now: datetime, **more: object
+) -> OutboxMessage:
+    """``replace(row, status=status, attempts=row.attempts + 1, updated_at=now, **more)``, copied
+    slot by slot (``slot_copier``): a third of ``replace``'s cost, once per eager trigger."""
+    new = object.__new__(OutboxMessage)
+    _copy_outbox(row, new)
+    _set_outbox["status"](new, status)
+    _set_outbox["attempts"](new, row.attempts + 1)
+    _set_outbox["updated_at"](new, now)
+    for name, value in more.items():
+        _set_outbox[name](new, value)
+    return new
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -82,3 +82,24 @@ def test_each_published_row_is_sent_on_its_queue_channel_and_the_schema_channel(
         "n_channels": array_literal(channels),
         "n_payloads": array_literal(sent),
     }
+
+
+def test_rows_written_at_the_append_differ_from_the_derived_row_in_the_attempt_fields_only() -> None:
+    """``published_at_append``/``claimed_at_append`` copy slot by slot: nothing else may change."""
+    row = _row("o1", available_at=NOW - timedelta(seconds=1))
+    later = NOW + timedelta(seconds=3)
+    published = row.published_at_append(later)
+    claimed = row.claimed_at_append(later)
+    assert published == replace(
+        row, status=OutboxMessageStatus.PUBLISHED, attempts=1, published_at=later, updated_at=later
+    )
+    assert claimed.claim_token is not None and len(claimed.claim_token) == 32
+    assert claimed == replace(
+        row,
+        status=OutboxMessageStatus.CLAIMED,
+        attempts=1,
+        claim_token=claimed.claim_token,
+        claimed_at=later,
+        updated_at=later,
+    )
+    assert (row.status, row.attempts, row.updated_at) == (OutboxMessageStatus.PENDING, 0, NOW)
