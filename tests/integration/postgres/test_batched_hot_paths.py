@@ -148,15 +148,34 @@ async def test_one_run_updates_reuse_the_servers_generic_plan_instead_of_plannin
     await _create(storage, env, clock, 30)
     for _ in range(30):  # past psycopg's threshold (5) and the server's first 5 custom plans
         await _claim_and_finish(storage, env, clock, 1)
-    async with storage.driver_pool.connection() as conn:
-        cursor = await conn.execute(
-            "select generic_plans, custom_plans from pg_prepared_statements"
-            " where statement like '%AS w_expected) AS r WHERE%'"
-        )
-        rows = await cursor.fetchall()
     # psycopg prepares one statement per parameter types: a claim binds a lease expiry, an
     # outcome a NULL, so the same text may be prepared twice. Each must have kept its generic plan.
-    assert rows, "the one-run update was never prepared"
+    await _assert_generic_plans_kept(storage, "AS w_expected) AS r WHERE")
+
+
+async def test_one_run_creates_bind_scalars_and_keep_the_servers_generic_plan(
+    one_connection_storage: PostgresStorage,
+) -> None:
+    """A trigger's create of one run with one outbox row (``bulk.RunWrite.CREATE_ONE``)."""
+    storage = one_connection_storage
+    clock = ControlledClock()
+    env = Environment(f"hot_{uuid.uuid4().hex[:10]}")
+    for _ in range(30):
+        data = create_queued_run_data(f"run_{uuid.uuid4().hex}", now=clock.now(), environment=env)
+        await storage.append_run_events(data.append_command(clock.now()))
+    await _assert_generic_plans_kept(storage, "AS published_at) AS o")
+
+
+async def _assert_generic_plans_kept(storage: PostgresStorage, marker: str) -> None:
+    """The prepared statements whose text holds ``marker`` planned at most 5 executions (the
+    server's first custom plans) and reused their generic plan for the other 25 or so."""
+    async with storage.driver_pool.connection() as conn:
+        cursor = await conn.execute(
+            "select generic_plans, custom_plans from pg_prepared_statements where statement like %s",
+            (f"%{marker}%",),
+        )
+        rows = await cursor.fetchall()
+    assert rows, f"no prepared statement holds {marker!r}"
     for generic, custom in rows:
         assert custom <= 5, rows
         assert generic >= 15, rows

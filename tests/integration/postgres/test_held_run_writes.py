@@ -124,6 +124,30 @@ def test_an_update_of_one_run_binds_scalars_and_of_more_runs_arrays_behind_the_l
         bulk.staged_statement("public", staged, bulk.RunWrite.ONE)
 
 
+def test_a_create_of_one_run_with_one_outbox_row_binds_scalars_and_anything_else_arrays() -> None:
+    clock = ControlledClock()
+    env = Environment("one")
+
+    def staged(run_id: str, **options: Any) -> StagedWrite:
+        data = create_queued_run_data(run_id, now=clock.now(), environment=env, **options)
+        return stage_command(data.append_command(clock.now()))
+
+    queued = [staged("run_a"), staged("run_b")]
+    no_outbox = staged("run_c", with_delivery=False)
+    one, one_params = bulk.staged_statement("public", queued[:1], bulk.RunWrite.CREATE)
+    assert "AS record) AS r" in str(one) and "AS published_at) AS o" in str(one)
+    assert (one_params["r_id"], one_params["o_run_id"]) == ("run_a", "run_a")
+    assert one_params["e_run_id"] == '{"run_a","run_a"}'  # two events: still one array per column
+    for staged in (queued, [no_outbox]):
+        many, many_params = bulk.staged_statement("public", staged, bulk.RunWrite.CREATE)
+        assert "unnest" in str(many) and "AS record) AS r" not in str(many)
+        assert many_params["r_id"].startswith("{")
+    with pytest.raises(RunlaneError, match="exactly one run"):
+        bulk.staged_statement("public", queued, bulk.RunWrite.CREATE_ONE)
+    with pytest.raises(RunlaneError, match="exactly one outbox row"):
+        bulk.staged_statement("public", [no_outbox], bulk.RunWrite.CREATE_ONE)
+
+
 async def test_large_claims_write_by_version_unprepared_and_small_ones_by_id_prepared(
     pg_cluster: PostgresCluster, pg_migrated_schema: str
 ) -> None:

@@ -6,7 +6,8 @@ runs a batch holds: SQLAlchemy compiles each statement once per schema and psyco
 the server after a few executions (``prepare_threshold``). A per-row ``VALUES`` list or an
 expanding ``IN`` would give every batch size its own text, cache entry and prepared statement. An
 update of one run has a text of its own, with scalar parameters (``RunWrite.ONE``), so that the
-server keeps its generic plan.
+server keeps its generic plan; so does the create of one run with one outbox row (a ``trigger``:
+``RunWrite.CREATE_ONE``), which spares encoding 29 one-element arrays and unnesting them.
 
 ``write_staged`` is a single statement of data-modifying CTEs: the head writes the run rows
 (a compare-and-set ``UPDATE``, after locking the batch's rows in id order or, for rows the
@@ -102,6 +103,13 @@ class RunWrite(Enum):
     # ``UPDATE`` of a single run (``staged_statement`` picks it): the run's values are scalar
     # parameters, so the generic plan has the custom plan's shape and the server keeps it.
     ONE = "one"
+    # ``CREATE`` of a single run with exactly one outbox row (``staged_statement`` picks it): the
+    # run's and the outbox row's values are scalar parameters; the events stay arrays.
+    CREATE_ONE = "create_one"
+
+
+_CREATES = (RunWrite.CREATE, RunWrite.CREATE_ONE)
+_SINGLE_RUN = (RunWrite.ONE, RunWrite.CREATE_ONE)
 
 
 def _item_type(column: sa.Column[Any]) -> TypeEngine[Any]:
@@ -262,12 +270,10 @@ def _children(
         sa.select(*(events.value(name) for name in EVENT_COLUMNS)).select_from(won_events),
     )
     won_outbox = outbox.source.join(head, head.c.id == outbox.source.c.run_id)
-    insert_outbox = sa.insert(t.outbox_messages).from_select(
-        list(OUTBOX_COLUMNS),
-        sa.select(*(outbox.value(name) for name in OUTBOX_COLUMNS))
-        .select_from(won_outbox)
-        .order_by(outbox.source.c[_ORDINAL]),
-    )
+    written = sa.select(*(outbox.value(name) for name in OUTBOX_COLUMNS)).select_from(won_outbox)
+    if _ORDINAL in outbox.source.c:  # one row of scalars has no order to keep
+        written = written.order_by(outbox.source.c[_ORDINAL])
+    insert_outbox = sa.insert(t.outbox_messages).from_select(list(OUTBOX_COLUMNS), written)
     gate: sa.ColumnElement[bool] | None = None
     if notify:
         insert_outbox = insert_outbox.returning(t.outbox_messages.c.id)
@@ -339,9 +345,9 @@ def _statement(schema: str, mode: RunWrite, notify: bool = False) -> _Statement:
     t = build_tables(schema)
     r = t.runs
     events = Rows.of(t.run_events, "e", EVENT_COLUMNS)
-    outbox = Rows.of(t.outbox_messages, "o", OUTBOX_COLUMNS)
-    if mode is RunWrite.CREATE:
-        runs = Rows.of(r, "r", RUN_COLUMNS)
+    outbox = Rows.of(t.outbox_messages, "o", OUTBOX_COLUMNS, single=mode is RunWrite.CREATE_ONE)
+    if mode in _CREATES:
+        runs = Rows.of(r, "r", RUN_COLUMNS, single=mode is RunWrite.CREATE_ONE)
         head = (
             pg_insert(r)
             .from_select(list(RUN_COLUMNS), sa.select(*(runs.value(name) for name in RUN_COLUMNS)))
@@ -351,7 +357,7 @@ def _statement(schema: str, mode: RunWrite, notify: bool = False) -> _Statement:
         )
     else:
         runs, head = _update_head(r, mode)
-    ends = mode is not RunWrite.CREATE
+    ends = mode not in _CREATES
     ctes, gate = _children(t, head, events, outbox, ends_reservations=ends, notify=notify)
     statement = sa.select(head.c.id).add_cte(*ctes)
     if gate is not None:
@@ -395,14 +401,18 @@ def staged_statement(
         raise invariant_violation("A set-based write needs distinct runs of one environment.")
     if (mode is RunWrite.HELD) != (versions is not None):
         raise invariant_violation("Row versions go with, and only with, a write of held rows.")
-    if mode is RunWrite.ONE and len(staged) != 1:
+    if mode in _SINGLE_RUN and len(staged) != 1:
         raise invariant_violation("A single-run write takes exactly one run.")
+    if mode is RunWrite.CREATE_ONE and len(staged[0].outbox) != 1:
+        raise invariant_violation("A single-run create writes exactly one outbox row.")
     if mode is RunWrite.UPDATE and len(staged) == 1:
         mode = RunWrite.ONE
+    if mode is RunWrite.CREATE and len(staged) == 1 and len(staged[0].outbox) == 1:
+        mode = RunWrite.CREATE_ONE
     published = [row for item in staged for row in item.published_outbox]
     built = _statement(schema, mode, bool(published))
     runs = [run_values(item.new) for item in staged]
-    if mode is RunWrite.CREATE:
+    if mode in _CREATES:
         run_params = built.runs.params(runs)
     else:
         for row, item in zip(runs, staged, strict=True):
