@@ -65,6 +65,31 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def host_cpu_ticks() -> tuple[int, int] | None:
+    """(steal, total) CPU ticks of the whole host since boot, from /proc/stat; None where unreadable.
+
+    Steal is the time the hypervisor ran something else while this machine's CPUs wanted to run:
+    on a shared virtual machine it slows every system of a round alike, so each figure records it.
+    """
+    try:
+        with open("/proc/stat", encoding="ascii") as fh:
+            fields = fh.readline().split()
+    except OSError:
+        return None
+    if len(fields) < 9 or fields[0] != "cpu":
+        return None
+    ticks = [int(value) for value in fields[1:]]
+    # user nice system idle iowait irq softirq steal; guest time is already counted in user and nice.
+    return ticks[7], sum(ticks[:8])
+
+
+def steal_pct(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """Steal as a percentage of all CPU time between two ``host_cpu_ticks`` readings."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return round(100.0 * (after[0] - before[0]) / (after[1] - before[1]), 1)
+
+
 def percentile(values: Sequence[float], pct: float) -> float:
     """Nearest-rank percentile; ``values`` need not be sorted."""
     if not values:

@@ -97,6 +97,31 @@ def rounds_of(figures: Iterable[Figure]) -> int:
     return max((int(f.get("round", 1)) for f in figures), default=1)
 
 
+def steal_summary(figures: Iterable[Figure]) -> str | None:
+    """The host's steal time while each system's workloads ran, per round (``host_steal_pct``):
+    the mean over the system's steps in that round, and their highest. None without readings."""
+    steps: dict[str, dict[int, dict[str, float]]] = {}
+    for fig in figures:
+        steal = fig.get("host_steal_pct")
+        if steal is not None:
+            rounds = steps.setdefault(fig["system"], {})
+            step = str(fig.get("step") or fig["workload"])
+            rounds.setdefault(int(fig.get("round", 1)), {})[step] = float(steal)
+    if not steps:
+        return None
+    parts = []
+    for system, rounds in steps.items():
+        per_round = [
+            f"{statistics.mean(values.values()):.1f}% (max {max(values.values()):.1f}%)"
+            for _, values in sorted(rounds.items())
+        ]
+        parts.append(f"{system} " + " / ".join(per_round))
+    return (
+        "Host steal time (/proc/stat, share of all CPU time) while each system's workloads ran, per "
+        "round, mean over its workloads (highest): " + "; ".join(parts) + "."
+    )
+
+
 def markdown_tables(figures: Sequence[Figure], peers: Sequence[str]) -> str:
     """One markdown table per workload: runlane's figure, each peer's, and runlane / peer.
 
@@ -138,4 +163,7 @@ def markdown_tables(figures: Sequence[Figure], peers: Sequence[str]) -> str:
             f"Each value is the median of {rounds} interleaved rounds; a ratio's brackets give the lowest "
             "and highest of the per-round ratios (runlane's round r against the peer's round r)."
         )
+    steal = steal_summary(figures)
+    if steal is not None:
+        out.append(steal)
     return "\n".join(out)

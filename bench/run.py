@@ -40,6 +40,7 @@ import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
 from tests.support.pg_cluster import PostgresCluster  # noqa: E402
 
+from bench.common import host_cpu_ticks, steal_pct  # noqa: E402
 from bench.report import markdown_tables  # noqa: E402
 
 BENCH = ROOT / "bench"
@@ -235,6 +236,7 @@ class Runner:
             create_database(self.cluster, database, template=f"tmpl_{system.name}_{step.template}")
             runs = self.args.rss_runs if step.template == "rss" else self.args.n
             started = time.monotonic()
+            ticks = host_cpu_ticks()
             try:
                 figures = self.invoke(system, step.workload, database, step.options, self.timeout_for(runs))
             except Exception as exc:  # one failed workload must not lose the others
@@ -243,9 +245,11 @@ class Runner:
                 continue
             finally:
                 drop_database(self.cluster, database)
+            steal = steal_pct(ticks, host_cpu_ticks())
             for fig in figures:
                 fig["step"] = step.name
                 fig["round"] = round_number
+                fig["host_steal_pct"] = steal
                 print(json.dumps(fig), flush=True)
             self.figures.extend(figures)
             took = time.monotonic() - started

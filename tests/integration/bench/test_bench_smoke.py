@@ -82,6 +82,9 @@ def test_rounds_repeat_each_workload_and_the_table_reports_medians(tmp_path: Pat
     # enqueue_one runs in both rounds; the long RSS drain (no peer to compare with) in the first only.
     assert rounds == {("enqueue_one", 1), ("enqueue_one", 2), ("rss", 1)}
     assert "Each value is the median of 2 interleaved rounds" in proc.stdout
+    # Each workload records the host's steal time while it ran, and the table sums it up per round.
+    assert all(isinstance(f["host_steal_pct"], float) and 0 <= f["host_steal_pct"] <= 100 for f in figures)
+    assert "Host steal time (/proc/stat" in proc.stdout
     saved = [json.loads(line) for line in (tmp_path / "figures.jsonl").read_text().splitlines()]
     assert saved[0]["environment"]["rounds"] == 2
     assert len(saved) == len(figures) + 1

@@ -3,7 +3,8 @@ the range of per-round ratios, so one noisy round cannot decide a ratio alone.""
 
 from typing import Any
 
-from bench.report import markdown_tables, medians, rounds_of
+from bench.common import host_cpu_ticks, steal_pct
+from bench.report import markdown_tables, medians, rounds_of, steal_summary
 
 
 def _fig(system: str, workload: str, value: float, round_number: int, **extra: Any) -> dict[str, Any]:
@@ -68,3 +69,29 @@ def test_a_single_round_prints_the_plain_ratio_without_brackets_or_a_rounds_line
     table = markdown_tables(figures, ["pgqueuer"])
     assert "| 0.70x |" in _row(table, "enqueue_one")
     assert "interleaved rounds" not in table
+
+
+def test_the_table_ends_with_each_systems_host_steal_per_round_mean_and_highest() -> None:
+    figures = [
+        _fig("runlane", "enqueue_one", 700.0, 1, host_steal_pct=2.0),
+        _fig("runlane", "enqueue_one", 700.0, 1, figure="cpu_ms_per_run", host_steal_pct=2.0),
+        _fig("runlane", "drain_1p", 3000.0, 1, host_steal_pct=6.0),
+        _fig("runlane", "enqueue_one", 500.0, 2, host_steal_pct=30.0),
+        _fig("pgqueuer", "enqueue_one", 1000.0, 1, host_steal_pct=None),
+        _fig("pgqueuer", "enqueue_one", 900.0, 2, host_steal_pct=12.5),
+    ]
+    summary = steal_summary(figures)
+    # runlane round 1: two steps (one reading each, however many figures) -> mean 4.0, highest 6.0
+    assert summary is not None
+    assert "runlane 4.0% (max 6.0%) / 30.0% (max 30.0%)" in summary
+    assert "pgqueuer 12.5% (max 12.5%)" in summary  # round 1 had no reading
+    assert markdown_tables(figures, ["pgqueuer"]).endswith(summary)
+    assert steal_summary([_fig("runlane", "enqueue_one", 1.0, 1)]) is None
+
+
+def test_steal_is_the_share_of_all_cpu_ticks_between_two_readings() -> None:
+    assert steal_pct((100, 1000), (150, 2000)) == 5.0
+    assert steal_pct(None, (150, 2000)) is None
+    assert steal_pct((100, 1000), (100, 1000)) is None  # no time passed
+    ticks = host_cpu_ticks()  # this machine is Linux: /proc/stat is there
+    assert ticks is not None and 0 <= ticks[0] <= ticks[1]
