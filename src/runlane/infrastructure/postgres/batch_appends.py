@@ -86,7 +86,9 @@ def plain_staged(command: AppendRunEvents, *, notify: bool = False) -> StagedWri
     return staged
 
 
-def _check(command: AppendManyRunEvents) -> None:
+def check_items(command: AppendManyRunEvents) -> None:
+    """Every item an ``AppendRunEvents`` of the batch's environment, without a transaction; checked
+    once per call, before ``pipelined_creates`` or ``stage_all`` reads the items."""
     for item in command.commands:
         if (
             not isinstance(item, AppendRunEvents)
@@ -153,14 +155,14 @@ def stage_all(command: AppendManyRunEvents, *, notify: bool = False) -> list[Sta
 
     An invalid plain item fails the call here; an invalid keyed item fails it inside the single
     append path, and the call's one transaction is rolled back, so nothing is written either way.
+    ``command`` has passed ``check_items``.
     """
-    _check(command)
     return [plain_staged(item, notify=notify) for item in command.commands]
 
 
 def pipelined_creates(command: AppendManyRunEvents) -> bool:
-    """Whether ``command`` is a batch of at least two chunks of plain creates of distinct runs."""
-    _check(command)
+    """Whether ``command`` (past ``check_items``) is a batch of at least two chunks of plain
+    creates of distinct runs."""
     items = command.commands
     return (
         len(items) >= 2 * PIPELINE_CHUNK

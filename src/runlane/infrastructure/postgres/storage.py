@@ -322,6 +322,7 @@ class PostgresStorage:
         """One transaction, set-based where possible; conflicts are returned per item (``batch_appends``)."""
         if not command.commands:
             return AppendManyRunEventsResult(results=())
+        batch_appends.check_items(command)
         if batch_appends.pipelined_creates(command):
             async with self._driver_transaction("append_many_run_events") as driver:
                 results = await batch_appends.write_pipelined_creates(
