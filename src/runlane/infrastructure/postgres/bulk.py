@@ -227,8 +227,7 @@ class Rows:
     @staticmethod
     def _document(values: Sequence[object]) -> str:
         """The one document, serialised exactly as ``ExactJson`` would, cast back to ``json`` in SQL."""
-        (value,) = values
-        return dumps_json(value)
+        return dumps_json(_first(values))
 
     @staticmethod
     def _documents(values: Sequence[object]) -> str:
@@ -426,13 +425,9 @@ def staged_statement(
         run_params = built.runs.params(runs, extra=(_EXPECTED, _VERSION))
     events = [event_values(record) for item in staged for record in item.records]
     outbox = [row for item in staged for row in item.outbox_rows]
-    params = {
-        _ENVIRONMENT: environment,
-        _RUN_IDS: array_literal(ids),
-        **run_params,
-        **built.events.params(events),
-        **built.outbox.params(outbox),
-    }
+    params = {**run_params, **built.events.params(events), **built.outbox.params(outbox)}
+    if mode not in _CREATES:  # an insert neither reaches runs by environment nor ends reservations
+        params.update({_ENVIRONMENT: environment, _RUN_IDS: array_literal(ids)})
     if published:
         params.update(commit_wakeups.notify_params(schema, published))
     return built.statement, params
