@@ -52,6 +52,11 @@ def recorded_statements(storage: PostgresStorage) -> Iterator[list[str]]:
         yield statements
 
 
+def _hot_environment() -> Environment:
+    """An environment of its own per test (and per batch size), so counts and plans are its own."""
+    return Environment(f"hot_{uuid.uuid4().hex[:10]}")
+
+
 async def _create(storage: PostgresStorage, env: Environment, clock: ControlledClock, count: int) -> None:
     commands = tuple(
         create_queued_run_data(f"run_{uuid.uuid4().hex}", now=clock.now(), environment=env).append_command(
@@ -98,7 +103,7 @@ async def test_claims_and_batched_completions_cost_the_same_statements_for_32_an
     clock = ControlledClock()
     shapes = []
     for count in (claims.HELD_WRITE_MIN_RUNS, 100):
-        env = Environment(f"hot_{uuid.uuid4().hex[:10]}")
+        env = _hot_environment()
         await _create(pg_storage, env, clock, count)
         claim_sql, finish_sql = await _claim_and_finish(pg_storage, env, clock, count)
         # One locking SELECT, one statement writing runs + events; completions: one statement.
@@ -110,8 +115,9 @@ async def test_claims_and_batched_completions_cost_the_same_statements_for_32_an
 
 
 async def test_batched_creates_are_one_statement(pg_storage: PostgresStorage) -> None:
+    """Below two pipeline chunks (test_pipelined_creates: larger batches, one statement per chunk)."""
     clock = ControlledClock()
-    env = Environment(f"hot_{uuid.uuid4().hex[:10]}")
+    env = _hot_environment()
     with recorded_statements(pg_storage) as statements:
         await _create(pg_storage, env, clock, 50)
     assert len(statements) == 1
@@ -120,16 +126,12 @@ async def test_batched_creates_are_one_statement(pg_storage: PostgresStorage) ->
 async def test_repeated_hot_statements_are_prepared_on_the_server(
     one_connection_storage: PostgresStorage,
 ) -> None:
-    storage = one_connection_storage
-    clock = ControlledClock()
-    env = Environment(f"hot_{uuid.uuid4().hex[:10]}")
+    storage, clock, env = one_connection_storage, ControlledClock(), _hot_environment()
     for _ in range(7):  # psycopg prepares a statement on its 5th execution (prepare_threshold)
         await _create(storage, env, clock, 3)
         await _claim_and_finish(storage, env, clock, 3)
     # The hot statements run on the psycopg pool (one connection here): its session holds them.
-    async with storage.driver_pool.connection() as conn:
-        cursor = await conn.execute("select statement from pg_prepared_statements")
-        texts = [text for (text,) in await cursor.fetchall()]
+    texts = [text for text, _, _ in await _prepared(storage)]
     assert any("unnest" in text and "INSERT INTO" in text for text in texts), texts
     assert any("SKIP LOCKED" in text for text in texts), texts
     assert any("UPDATE" in text and "unnest" in text and "w_runs" in text for text in texts), texts
@@ -142,9 +144,7 @@ async def test_one_run_updates_reuse_the_servers_generic_plan_instead_of_plannin
     (``bulk.RunWrite.ONE``). With one-element arrays instead, Postgres judged the generic plan
     (which assumes ten rows per array) dearer than a custom one and planned every execution
     again: 0.6 ms of the statement's 0.9 ms of server time."""
-    storage = one_connection_storage
-    clock = ControlledClock()
-    env = Environment(f"hot_{uuid.uuid4().hex[:10]}")
+    storage, clock, env = one_connection_storage, ControlledClock(), _hot_environment()
     await _create(storage, env, clock, 30)
     for _ in range(30):  # past psycopg's threshold (5) and the server's first 5 custom plans
         await _claim_and_finish(storage, env, clock, 1)
@@ -157,24 +157,28 @@ async def test_one_run_creates_bind_scalars_and_keep_the_servers_generic_plan(
     one_connection_storage: PostgresStorage,
 ) -> None:
     """A trigger's create of one run with one outbox row (``bulk.RunWrite.CREATE_ONE``)."""
-    storage = one_connection_storage
-    clock = ControlledClock()
-    env = Environment(f"hot_{uuid.uuid4().hex[:10]}")
+    storage, clock, env = one_connection_storage, ControlledClock(), _hot_environment()
     for _ in range(30):
         data = create_queued_run_data(f"run_{uuid.uuid4().hex}", now=clock.now(), environment=env)
         await storage.append_run_events(data.append_command(clock.now()))
     await _assert_generic_plans_kept(storage, "AS published_at) AS o")
 
 
+async def _prepared(storage: PostgresStorage, marker: str = "") -> list[tuple[str, int, int]]:
+    """(text, generic plans, custom plans) of the psycopg pool's prepared statements holding ``marker``."""
+    async with storage.driver_pool.connection() as conn:
+        cursor = await conn.execute(
+            "select statement, generic_plans, custom_plans from pg_prepared_statements"
+            " where statement like %s",
+            (f"%{marker}%",),
+        )
+        return await cursor.fetchall()
+
+
 async def _assert_generic_plans_kept(storage: PostgresStorage, marker: str) -> None:
     """The prepared statements whose text holds ``marker`` planned at most 5 executions (the
     server's first custom plans) and reused their generic plan for the other 25 or so."""
-    async with storage.driver_pool.connection() as conn:
-        cursor = await conn.execute(
-            "select generic_plans, custom_plans from pg_prepared_statements where statement like %s",
-            (f"%{marker}%",),
-        )
-        rows = await cursor.fetchall()
+    rows = [(generic, custom) for _, generic, custom in await _prepared(storage, marker)]
     assert rows, f"no prepared statement holds {marker!r}"
     for generic, custom in rows:
         assert custom <= 5, rows

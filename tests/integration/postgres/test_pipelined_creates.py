@@ -32,11 +32,10 @@ def _creates(env: Environment, clock: ControlledClock, run_ids: list[str]) -> li
     ]
 
 
-async def _count(storage: PostgresStorage, table: str, env: Environment) -> int:
-    t = storage.tables
-    column = {"runs": t.runs.c.environment, "run_events": t.run_events.c.environment}[table]
+async def _count(storage: PostgresStorage, table: sa.Table, env: Environment) -> int:
+    query = sa.select(sa.func.count()).select_from(table).where(table.c.environment == env.name)
     async with storage.engine.connect() as conn:
-        return int((await conn.execute(sa.select(sa.func.count()).where(column == env.name))).scalar_one())
+        return int((await conn.execute(query)).scalar_one())
 
 
 async def test_a_large_batch_of_creates_is_one_transaction_of_chunked_statements_in_input_order(
@@ -54,8 +53,8 @@ async def test_a_large_batch_of_creates_is_one_transaction_of_chunked_statements
     assert len(sent) == 5 and all("INSERT INTO" in text and "unnest" in text for text in sent), sent
     assert all(isinstance(item, AppendRunEventsResult) for item in result.results)
     assert [item.run.id for item in result.results if isinstance(item, AppendRunEventsResult)] == run_ids
-    assert await _count(pg_storage, "runs", env) == COUNT
-    assert await _count(pg_storage, "run_events", env) == sum(len(c.events) for c in commands)
+    assert await _count(pg_storage, pg_storage.tables.runs, env) == COUNT
+    assert await _count(pg_storage, pg_storage.tables.run_events, env) == sum(len(c.events) for c in commands)
 
 
 async def test_an_invalid_item_after_chunks_were_sent_leaves_nothing_written(
@@ -75,8 +74,8 @@ async def test_an_invalid_item_after_chunks_were_sent_leaves_nothing_written(
         )
     assert failed.value.code is ErrorCode.INVARIANT_VIOLATION
     assert len([text for text in sent if "INSERT INTO" in text]) == 4, sent
-    assert await _count(pg_storage, "runs", env) == 0
-    assert await _count(pg_storage, "run_events", env) == 0
+    assert await _count(pg_storage, pg_storage.tables.runs, env) == 0
+    assert await _count(pg_storage, pg_storage.tables.run_events, env) == 0
 
 
 async def test_an_existing_run_id_in_a_large_batch_loses_alone(pg_storage: PostgresStorage) -> None:
@@ -95,6 +94,6 @@ async def test_an_existing_run_id_in_a_large_batch_loses_alone(pg_storage: Postg
     assert (lost.meta or {}).get("actual_sequence") == len(existing.events), lost.meta
     others = [item for n, item in enumerate(result.results) if n != COUNT // 2]
     assert all(isinstance(item, AppendRunEventsResult) for item in others)
-    assert await _count(pg_storage, "runs", env) == COUNT
+    assert await _count(pg_storage, pg_storage.tables.runs, env) == COUNT
     # The existing run kept its own events only: nothing of the losing create was written.
-    assert await _count(pg_storage, "run_events", env) == len(existing.events) * COUNT
+    assert await _count(pg_storage, pg_storage.tables.run_events, env) == len(existing.events) * COUNT
