@@ -69,7 +69,7 @@ def host_cpu_ticks() -> tuple[int, int] | None:
     """(steal, total) CPU ticks of the whole host since boot, from /proc/stat; None where unreadable.
 
     Steal is the time the hypervisor ran something else while this machine's CPUs wanted to run:
-    on a shared virtual machine it slows every system of a round alike, so each figure records it.
+    on a shared virtual machine it slows whatever runs meanwhile, so each figure records it.
     """
     try:
         with open("/proc/stat", encoding="ascii") as fh:
