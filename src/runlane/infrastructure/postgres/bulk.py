@@ -126,12 +126,12 @@ def ids_array(name: str) -> ColumnElement[Any]:
     return array_param(name, sa.Text())
 
 
-_Encoder = Callable[[Sequence[object]], object]
+# A whole column (``unnest`` rows) or, for a ``single`` row, its one value.
+_Encoder = Callable[[Any], object]
 
 
-def _first(values: Sequence[object]) -> object:
+def _as_is(value: object) -> object:
     """A ``single`` row's value, bound as it is (psycopg adapts it; the SQL casts it)."""
-    (value,) = values
     return value
 
 
@@ -171,8 +171,10 @@ class Rows:
     prefix: str
     names: tuple[str, ...]
     source: sa.FromClause
-    # (name, bind parameter, column encoder) for ``names`` and the extra columns.
+    # (name, bind parameter, encoder) for ``names`` and the extra columns: of a column's values,
+    # or (``single``) of the one row's value.
     encoders: tuple[tuple[str, str, _Encoder], ...]
+    single: bool
 
     @classmethod
     def of(
@@ -206,16 +208,18 @@ class Rows:
             (name, _bind(prefix, name), cls._encoder(table.c[name].type if name in table.c else item, single))
             for name, item in typed
         )
-        return cls(table=table, prefix=prefix, names=tuple(names), source=source, encoders=encoders)
+        return cls(
+            table=table, prefix=prefix, names=tuple(names), source=source, encoders=encoders, single=single
+        )
 
     @staticmethod
     def _encoder(column_type: TypeEngine[Any], single: bool) -> _Encoder:
         """The whole-column encoder for a column type (each encodes as ``array_literal`` would), or
         (``single``) the one row's value as psycopg binds it."""
         if isinstance(column_type, ExactJson):
-            return Rows._document if single else Rows._documents
+            return dumps_json if single else Rows._documents
         if single:
-            return _first
+            return _as_is
         if isinstance(column_type, sa.DateTime):
             return timestamp_array
         if isinstance(column_type, sa.Integer):
@@ -223,11 +227,6 @@ class Rows:
         if isinstance(column_type, sa.String):
             return text_array
         return array_literal
-
-    @staticmethod
-    def _document(values: Sequence[object]) -> str:
-        """The one document, serialised exactly as ``ExactJson`` would, cast back to ``json`` in SQL."""
-        return dumps_json(_first(values))
 
     @staticmethod
     def _documents(values: Sequence[object]) -> str:
@@ -244,6 +243,9 @@ class Rows:
         """Column-wise arrays of ``rows``, or a ``single`` row's values (documents serialised exactly
         as ``ExactJson`` would)."""
         wanted = frozenset((*self.names, *extra))
+        if self.single:
+            (row,) = rows
+            return {bind: encode(row[name]) for name, bind, encode in self.encoders if name in wanted}
         return {
             bind: encode([row[name] for row in rows])
             for name, bind, encode in self.encoders

@@ -16,6 +16,7 @@ payloads of 8000 bytes or more; a wakeup whose trace carrier makes it that long 
 
 import hashlib
 import json
+from functools import lru_cache
 
 from runlane.domain.errors import RunlaneError
 from runlane.domain.values import DeliveryMessage
@@ -38,11 +39,13 @@ def _digest(*parts: str) -> str:
     return digest.hexdigest()
 
 
+@lru_cache(maxsize=1024)  # every wakeup of a trigger or batch names its queue's channel again
 def queue_channel(schema: str, queue: str) -> str:
     """The channel of ``queue`` in ``schema`` (42 ASCII bytes, a valid identifier)."""
     return QUEUE_CHANNEL_PREFIX + _digest("queue", schema, queue)
 
 
+@lru_cache(maxsize=64)
 def all_queues_channel(schema: str) -> str:
     """The channel every wakeup of ``schema`` is also sent on (for listeners of every queue)."""
     return ALL_QUEUES_CHANNEL_PREFIX + _digest("all", schema)
