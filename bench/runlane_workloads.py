@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -42,6 +43,7 @@ from bench.common import (
     workload_args,
 )
 from runlane import Runlane, create_runlane, queue, task
+from runlane.entrypoints.gc_tuning import tune_worker_gc
 from runlane.infrastructure.lanes import create_postgres_lane
 from runlane.infrastructure.postgres import apply_postgres_storage_migrations
 from runlane.ports.lane import Lane
@@ -61,6 +63,14 @@ def make_lane(dsn: str, pool_size: int) -> tuple[Lane, str]:
     """The Postgres lane: Postgres storage plus LISTEN/NOTIFY wakeups on the same database."""
     lane = create_postgres_lane(connection_string=dsn, pool_size=pool_size)
     return lane, "create_postgres_lane (LISTEN/NOTIFY wakeups)"
+
+
+def tune_like_the_cli_worker() -> bool:
+    """What ``runlane worker`` does once started (``entrypoints.gc_tuning``); as there,
+    ``RUNLANE_WORKER_GC_TUNING=false`` leaves the collector alone (for an A/B). Whether it tuned."""
+    if os.environ.get("RUNLANE_WORKER_GC_TUNING", "true").strip().lower() in ("false", "0", "no", "off"):
+        return False
+    return tune_worker_gc() > 0
 
 
 def make_runtime(dsn: str, *, handler: Handler = _noop, pool_size: int = 5) -> tuple[Runlane, Any, str]:
@@ -150,6 +160,7 @@ async def drain_child(args: Any) -> None:
 
     runtime, _, lane = make_runtime(args.dsn, handler=handler, pool_size=args.concurrency + 2)
     await runtime.start()
+    tuned = tune_like_the_cli_worker()
     options = worker_options(runtime, args)
     child_handshake()
     cpu0 = cpu_seconds()
@@ -158,7 +169,13 @@ async def drain_child(args: Any) -> None:
     cpu = cpu_seconds() - cpu0
     await runtime.close()
     child_report(
-        handled=handled, finished_at=finished, peak_rss_mb=peak_rss_mb(), cpu_s=cpu, lane=lane, **options
+        handled=handled,
+        finished_at=finished,
+        peak_rss_mb=peak_rss_mb(),
+        cpu_s=cpu,
+        lane=lane,
+        gc_tuning=tuned,
+        **options,
     )
 
 
@@ -170,6 +187,7 @@ def drain(args: Any) -> None:
         lambda results: {
             "concurrency": args.concurrency,
             "batch_size": results[0].get("batch_size", "default"),
+            "gc_tuning": results[0].get("gc_tuning", False),
         },
     )
 
@@ -186,6 +204,7 @@ async def latency_child(args: Any) -> None:
 
     runtime, _, lane = make_runtime(args.dsn, handler=handler, pool_size=args.concurrency + 2)
     await runtime.start()
+    tuned = tune_like_the_cli_worker()
     options = worker_options(runtime, args)
     handle = runtime.worker(mode="poll", concurrency=args.concurrency, **options)
     await asyncio.to_thread(child_handshake)  # the worker keeps polling meanwhile
@@ -193,7 +212,7 @@ async def latency_child(args: Any) -> None:
         await asyncio.wait_for(done.wait(), timeout=args.seconds + 120)
     await handle.stop()
     await runtime.close()
-    child_report(delays=delays, finished_at=time.time(), lane=lane, **options)
+    child_report(delays=delays, finished_at=time.time(), lane=lane, gc_tuning=tuned, **options)
 
 
 async def latency(args: Any) -> None:
@@ -213,7 +232,9 @@ async def latency(args: Any) -> None:
     finally:
         children.kill()
     poll = args.poll_interval or "default"
-    emit_latency(SYSTEM, args.label or "latency", result["delays"], produced, args, poll_interval=poll)
+    tuned = result.get("gc_tuning", False)
+    label = args.label or "latency"
+    emit_latency(SYSTEM, label, result["delays"], produced, args, poll_interval=poll, gc_tuning=tuned)
 
 
 async def rss_child(args: Any) -> None:
@@ -228,13 +249,15 @@ async def rss_child(args: Any) -> None:
 
     runtime, _, _ = make_runtime(args.dsn, handler=handler, pool_size=args.concurrency + 2)
     await runtime.start()
+    tuned = tune_like_the_cli_worker()
     options = worker_options(runtime, args)
     child_handshake()
     await runtime.worker(mode="drain", concurrency=args.concurrency, **options)
     finished = time.time()
     at_end = current_rss_mb()
     await runtime.close()
-    child_report(handled=handled, finished_at=finished, rss_at_n=at_n, rss_at_end=at_end, peak=peak_rss_mb())
+    rss_mb = {"rss_at_n": at_n, "rss_at_end": at_end, "peak": peak_rss_mb()}
+    child_report(handled=handled, finished_at=finished, gc_tuning=tuned, **rss_mb)
 
 
 def rss(args: Any) -> None:
@@ -244,7 +267,7 @@ def rss(args: Any) -> None:
     (result,) = children.results()
     if result["handled"] != args.total:
         raise SystemExit(f"rss drain executed {result['handled']} runs, expected {args.total}")
-    detail = {"concurrency": args.concurrency}
+    detail = {"concurrency": args.concurrency, "gc_tuning": result.get("gc_tuning", False)}
     emit(SYSTEM, "rss", "rss_mb_after_n", result["rss_at_n"], "MiB", runs=args.n, **detail)
     emit(SYSTEM, "rss", "rss_mb_after_total", result["rss_at_end"], "MiB", runs=args.total, **detail)
     growth = result["rss_at_end"] / result["rss_at_n"]

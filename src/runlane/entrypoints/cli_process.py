@@ -86,6 +86,7 @@ def worker(
             with_tick=with_tick,
             tick_interval=duration_option(settings.tick.interval, "RUNLANE_TICK_INTERVAL"),
             tick_limit=settings.tick.limit,
+            gc_tuning=defaults.gc_tuning,
         )
         return await run_worker(runtime, loaded, options, report=_stdout)
 

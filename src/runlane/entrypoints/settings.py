@@ -143,6 +143,8 @@ class WorkerSettings(_Group):
     shutdown_grace: Duration = "30s"
     max_attempt_duration: Duration | None = None
     id: str | None = None
+    # entrypoints.gc_tuning: freeze the startup heap, fewer young collections.
+    gc_tuning: bool = True
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -3,7 +3,9 @@
 On SIGTERM/SIGINT it stops claiming at once, lets in-flight attempts finish within the shutdown
 grace (then aborts their signals; an attempt that fails because of that is released, not charged
 to its retry budget), and exits 0. A second signal exits immediately with 130. Ticks run here only
-with ``--with-tick``; production schedules ``runlane tick`` separately.
+with ``--with-tick``; production schedules ``runlane tick`` separately. Once started, before it
+claims, it tunes the garbage collector for a long-lived process (``gc_tuning``) unless
+``RUNLANE_WORKER_GC_TUNING`` is false.
 """
 
 import asyncio
@@ -20,6 +22,7 @@ from runlane.domain.durations import DurationValue
 from runlane.domain.errors import RunlaneError
 from runlane.domain.queues import QueueDefinition
 from runlane.domain.vocabulary import ErrorCode, WorkerMode
+from runlane.entrypoints.gc_tuning import tune_worker_gc
 from runlane.entrypoints.shutdown import ShutdownSignals, exit_now
 
 logger = logging.getLogger("runlane.worker")
@@ -42,6 +45,7 @@ class WorkerOptions:
     with_tick: bool
     tick_interval: DurationValue
     tick_limit: int
+    gc_tuning: bool = True
 
 
 def resolve_queues(
@@ -109,6 +113,8 @@ async def run_worker(
             if signals.requested.is_set():  # signalled while starting: claim nothing at all
                 report("worker stopped before it started")
                 return 0
+            # Started (imports, pools, compiled statements): what is alive now lives as long as we do.
+            frozen = tune_worker_gc() if options.gc_tuning else None
             handle = runtime.worker(
                 mode=options.mode,
                 queues=queues,
@@ -126,6 +132,7 @@ async def run_worker(
                 concurrency=options.concurrency,
                 worker_id=runtime.worker_id,
                 pid=os.getpid(),
+                gc_frozen_objects=frozen,
             )
             ticking = asyncio.Event()
             ticker = None

@@ -70,6 +70,9 @@ def test_bench_prints_every_runlane_figure_as_json(tmp_path: Path) -> None:
         if f["workload"] == "drain_1p" and f["figure"] == "throughput"
     }
     assert len(settings) == 2
+    # Worker processes tune their collector as ``runlane worker`` does (entrypoints.gc_tuning).
+    workers = [f for f in figures if f["workload"] in ("drain_1p", "drain_2p", "latency", "rss")]
+    assert workers and all(f["detail"]["gc_tuning"] is True for f in workers)
     saved = (tmp_path / "figures.jsonl").read_text().splitlines()
     assert len(saved) == len(figures) + 1  # the environment line, then every figure
 

@@ -120,6 +120,16 @@ def test_worker_profile_selects_the_profiles_queues(env: dict[str, str]) -> None
     assert started[0]["runlane"]["queues"] == "emails"
 
 
+def test_worker_freezes_its_startup_heap_unless_told_not_to(env: dict[str, str]) -> None:
+    env = {**env, "RUNLANE_LOG_FORMAT": "json"}
+    tuned = run_cli("worker", "--mode", "drain", env=env).expect(0)
+    (started,) = [line for line in tuned.json_lines() if line["message"] == "worker started"]
+    assert started["runlane"]["gc_frozen_objects"] > 10_000  # SQLAlchemy, pydantic, the app...
+    plain = run_cli("worker", "--mode", "drain", env={**env, "RUNLANE_WORKER_GC_TUNING": "false"}).expect(0)
+    (started,) = [line for line in plain.json_lines() if line["message"] == "worker started"]
+    assert "gc_frozen_objects" not in started["runlane"]
+
+
 def test_settings_from_a_toml_config_file(tmp_path: Path) -> None:
     config = tmp_path / "runlane.toml"
     config.write_text(f'app = "{BASIC_APP}"\nenvironment = "from-toml"\n[worker]\nconcurrency = 3\n')

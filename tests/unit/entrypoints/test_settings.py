@@ -43,6 +43,7 @@ def test_defaults() -> None:
     assert settings.worker.concurrency == 1
     assert settings.worker.lease_duration == "30s"
     assert settings.worker.shutdown_grace == "30s"
+    assert settings.worker.gc_tuning is True
     assert settings.tick.interval == "1m"
     assert settings.log.format == "text"
 
@@ -53,6 +54,7 @@ def test_environment_variables_fill_groups(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("RUNLANE_DATABASE_SCHEMA", "jobs")
     monkeypatch.setenv("RUNLANE_WORKER_QUEUES", "emails, reports")
     monkeypatch.setenv("RUNLANE_WORKER_CONCURRENCY", "8")
+    monkeypatch.setenv("RUNLANE_WORKER_GC_TUNING", "false")
     monkeypatch.setenv("RUNLANE_LOG_LEVEL", "debug")
     settings = load_settings(env_file=None)
     assert settings.lane == "postgres"
@@ -61,6 +63,7 @@ def test_environment_variables_fill_groups(monkeypatch: pytest.MonkeyPatch) -> N
     assert settings.database.schema_name == "jobs"
     assert settings.worker.queues == ("emails", "reports")
     assert settings.worker.concurrency == 8
+    assert settings.worker.gc_tuning is False
     assert settings.log.level == "DEBUG"
     assert "secret" not in json.dumps(settings.redacted())
 
@@ -102,6 +105,7 @@ def test_config_path_from_runlane_config(tmp_path: Path) -> None:
         ({"RUNLANE_SQS_QUEUES": "[1"}, "RUNLANE_SQS_QUEUES: must be JSON"),
         ({"RUNLANE_SQS_WAIT_TIME_SECONDS": "21"}, "RUNLANE_SQS_WAIT_TIME_SECONDS: must be at most 20"),
         ({"RUNLANE_WORKER_TYPO": "1"}, "RUNLANE_WORKER_TYPO: is not a runlane setting"),
+        ({"RUNLANE_WORKER_GC_TUNING": "maybe"}, "RUNLANE_WORKER_GC_TUNING: must be true or false"),
         (
             {"RUNLANE_WORKER_LEASE_DURATION": "10s", "RUNLANE_WORKER_HEARTBEAT_INTERVAL": "10s"},
             "RUNLANE_WORKER_HEARTBEAT_INTERVAL: must be shorter than RUNLANE_WORKER_LEASE_DURATION",
