@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -44,6 +43,7 @@ from bench.common import (
 )
 from runlane import Runlane, create_runlane, queue, task
 from runlane.entrypoints.gc_tuning import tune_worker_gc
+from runlane.entrypoints.settings_loading import load_settings
 from runlane.infrastructure.lanes import create_postgres_lane
 from runlane.infrastructure.postgres import apply_postgres_storage_migrations
 from runlane.ports.lane import Lane
@@ -66,9 +66,10 @@ def make_lane(dsn: str, pool_size: int) -> tuple[Lane, str]:
 
 
 def tune_like_the_cli_worker() -> bool:
-    """What ``runlane worker`` does once started (``entrypoints.gc_tuning``); as there,
-    ``RUNLANE_WORKER_GC_TUNING=false`` leaves the collector alone (for an A/B). Whether it tuned."""
-    if os.environ.get("RUNLANE_WORKER_GC_TUNING", "true").strip().lower() in ("false", "0", "no", "off"):
+    """What ``runlane worker`` does once started (``entrypoints.gc_tuning``), read from the same
+    setting: ``RUNLANE_WORKER_GC_TUNING=false`` leaves the collector alone (for an A/B), and a bad
+    value fails the workload as it fails the command. Whether it tuned."""
+    if not load_settings(env_file=None).worker.gc_tuning:
         return False
     return tune_worker_gc() > 0
 

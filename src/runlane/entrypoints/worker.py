@@ -45,7 +45,7 @@ class WorkerOptions:
     with_tick: bool
     tick_interval: DurationValue
     tick_limit: int
-    gc_tuning: bool = True
+    gc_tuning: bool
 
 
 def resolve_queues(
