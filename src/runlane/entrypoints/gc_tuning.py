@@ -4,7 +4,7 @@ A worker imports SQLAlchemy, psycopg, pydantic, the runtime and the app before i
 about 85,000 objects that live as long as the process. CPython's full collections scan all of them
 every time, and its young collections run every 700 net container allocations, which a worker
 with a batch of runs in flight passes all the time. In a 10,000-run drain (c200/b100, one
-process, the development cluster) that was 6 full collections of 40-55 ms each (a pause of the
+process, the development cluster) that was 6 full collections of 40-56 ms each (a pause of the
 whole worker) and about 650 young ones: 35-47 us of CPU per run, 13-15% of the worker's.
 ``tune_worker_gc`` cut it to under 1 us (docs/performance.md, "Tuning", "Garbage collection").
 
@@ -15,8 +15,8 @@ tuning is never collected (``gc.freeze``); the first collection frees what start
 
 import gc
 
-# Young collections run when net container allocations pass this. CPython's default is 700 (3.13
-# raised it to 2,000); at 7,000 a drain's in-flight runs no longer trigger them batch after batch.
+# Young collections run when net container allocations pass this. Python 3.11's default is 700; at
+# 7,000 a drain's in-flight runs no longer trigger them batch after batch.
 YOUNG_GENERATION_THRESHOLD = 7_000
 
 
